@@ -1,0 +1,192 @@
+"""Installed distributions, read from their .dist-info / .egg-info through the inventory.
+
+This is what ``importlib.metadata`` sees at run time; we read the same files
+(METADATA, RECORD, top_level.txt, entry_points.txt) without importing anything.
+Broken metadata is a warning, never fatal: the directory name still names it.
+"""
+from __future__ import annotations
+
+import configparser
+import csv
+import email.parser
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from microprune.inventory import Inventory
+from microprune.model import Diagnostic
+from microprune.paths import is_within, normalise
+
+_DIST_DIR = re.compile(r"^(?P<name>[^-]+?)(?:-(?P<version>[^-]+?))?(?:-py\d.*)?\.(?:dist|egg)-info$")
+
+
+def canonical_name(name: str) -> str:
+    """PEP 503 normalisation: 'Jinja2', 'jinja_2' and 'jinja-2' are one project."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@dataclass(frozen=True)
+class EntryPoint:
+    group: str
+    name: str
+    module: str
+    attr: str
+
+
+@dataclass
+class Distribution:
+    name: str
+    version: str
+    info_dir: Path
+    files: set[Path] = field(default_factory=set)          # from RECORD, inside site-packages
+    top_level: tuple[str, ...] = ()
+    entry_points: tuple[EntryPoint, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return canonical_name(self.name)
+
+
+@dataclass
+class DistIndex:
+    dists: list[Distribution]
+    owner: dict[Path, Distribution]                         # file -> distribution
+    by_top_level: dict[str, Distribution]
+    by_key: dict[str, Distribution]
+    groups: dict[str, list[EntryPoint]]                     # entry-point group -> plugins
+
+    def of(self, path: Path, site: Path) -> Distribution | None:
+        dist = self.owner.get(path)
+        if dist is not None:
+            return dist
+        if not is_within(path, site) or path == site:
+            return None
+        top = path.relative_to(site).parts[0]
+        return self.by_top_level.get(top.split(".")[0])
+
+
+SCRIPT_GROUPS = frozenset({"console_scripts", "gui_scripts"})
+
+
+def index_distributions(inventory: Inventory, site: Path | None, diagnostics: list[Diagnostic]) -> DistIndex:
+    dists: list[Distribution] = []
+    if site is not None:
+        for name in sorted(inventory.listdir(site)):
+            path = site / name
+            if (name.endswith(".dist-info") or name.endswith(".egg-info")) and inventory.is_dir(path):
+                dists.append(_read_distribution(inventory, site, path, diagnostics))
+    owner: dict[Path, Distribution] = {}
+    by_top: dict[str, Distribution] = {}
+    groups: dict[str, list[EntryPoint]] = {}
+    for dist in dists:
+        for file in dist.files:
+            owner.setdefault(file, dist)
+        for file in inventory.walk_files(dist.info_dir):
+            owner[file] = dist
+        for top in dist.top_level or _top_levels_from_files(dist, site):
+            by_top.setdefault(top, dist)
+        for ep in dist.entry_points:
+            groups.setdefault(ep.group, []).append(ep)
+    return DistIndex(dists, owner, by_top, {d.key: d for d in dists}, groups)
+
+
+def _read_distribution(inventory: Inventory, site: Path, info_dir: Path, diagnostics: list[Diagnostic]) -> Distribution:
+    match = _DIST_DIR.match(info_dir.name)
+    fallback_name = match.group("name") if match else info_dir.name.rsplit(".", 1)[0]
+    fallback_version = (match.group("version") if match else None) or "unknown"
+    meta_name = "METADATA" if info_dir.name.endswith(".dist-info") else "PKG-INFO"
+    headers = _read_metadata(inventory, info_dir / meta_name, diagnostics)
+    name = headers.get("Name") or fallback_name
+    version = headers.get("Version") or fallback_version
+    dist = Distribution(name=name.strip(), version=version.strip(), info_dir=info_dir)
+    dist.files = _read_record(inventory, site, info_dir, diagnostics)
+    dist.top_level = tuple(_read_lines(inventory, info_dir / "top_level.txt"))
+    dist.entry_points = _read_entry_points(inventory, info_dir / "entry_points.txt", diagnostics)
+    return dist
+
+
+def _read_text(inventory: Inventory, path: Path) -> str | None:
+    if not inventory.is_file(path):
+        return None
+    try:
+        return inventory.read_bytes(path).decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def _read_metadata(inventory: Inventory, path: Path, diagnostics: list[Diagnostic]) -> dict[str, str]:
+    text = _read_text(inventory, path)
+    if text is None:
+        diagnostics.append(Diagnostic("broken-metadata", "missing or unreadable; name taken from the directory", path))
+        return {}
+    # Only the header block: the body can be megabytes of README.
+    head = text.split("\n\n", 1)[0]
+    message = email.parser.HeaderParser().parsestr(head)
+    headers = {k: str(v) for k, v in message.items() if k in ("Name", "Version")}
+    if "Name" not in headers:
+        diagnostics.append(Diagnostic("broken-metadata", "has no Name header; name taken from the directory", path))
+    return headers
+
+
+def _read_record(inventory: Inventory, site: Path, info_dir: Path, diagnostics: list[Diagnostic]) -> set[Path]:
+    text = _read_text(inventory, info_dir / "RECORD")
+    if text is None:
+        text = _read_text(inventory, info_dir / "installed-files.txt")     # egg-info
+        base = info_dir
+    else:
+        base = site
+    if text is None:
+        return set()
+    files: set[Path] = set()
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as err:
+        diagnostics.append(Diagnostic("broken-metadata", f"RECORD is not valid CSV ({err})", info_dir / "RECORD"))
+        return set()
+    for row in rows:
+        if not row or not row[0]:
+            continue
+        path = normalise(base / row[0])
+        if is_within(path, site):          # RECORD also lists ../../bin/scripts: not ours
+            files.add(path)
+    return files
+
+
+def _read_lines(inventory: Inventory, path: Path) -> list[str]:
+    text = _read_text(inventory, path) or ""
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def _read_entry_points(inventory: Inventory, path: Path, diagnostics: list[Diagnostic]) -> tuple[EntryPoint, ...]:
+    text = _read_text(inventory, path)
+    if not text:
+        return ()
+    parser = configparser.ConfigParser(delimiters=("=",), interpolation=None, strict=False)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # names are case-sensitive
+    try:
+        parser.read_string(text)
+    except configparser.Error as err:
+        diagnostics.append(Diagnostic("broken-metadata", f"entry_points.txt unreadable ({err.__class__.__name__})", path))
+        return ()
+    found = []
+    for group in parser.sections():
+        for name, value in parser.items(group):
+            target = value.split("[", 1)[0].strip()          # drop "[extras]"
+            module, _, attr = target.partition(":")
+            if module.strip():
+                found.append(EntryPoint(group, name, module.strip(), attr.strip()))
+    return tuple(found)
+
+
+def _top_levels_from_files(dist: Distribution, site: Path) -> list[str]:
+    tops = set()
+    for file in dist.files:
+        if file.parent == site:
+            if file.suffix in (".py", ".so", ".pyd"):
+                tops.add(file.name.split(".")[0])
+        else:
+            first = file.relative_to(site).parts[0]
+            if not first.endswith((".dist-info", ".egg-info", ".data")) and first != "__pycache__":
+                tops.add(first)
+    return sorted(tops)

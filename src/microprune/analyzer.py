@@ -1,0 +1,70 @@
+"""The contract between the core and a language analyzer.
+
+An analyzer knows one language: where an app's entry points are, what one
+file refers to, how a reference resolves to files, and which files must travel
+with a kept file. The core owns the loop, the reasons, planning and output.
+Imports point one way: analyzers import the core, the core finds analyzers
+only through ``registry``.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from .inventory import Inventory
+from .model import Diagnostic, Edge, Entry, Package, Reason, Ref, Resolution, Scan
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the user asked for, after config and flags are merged."""
+
+    app_dir: Path
+    deps: Path | None = None
+    entries: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()
+    target_version: str | None = None
+    excluded_paths: tuple[Path, ...] = ()      # e.g. OUT when it sits inside the app
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the app and its deps go under OUT (relative paths)."""
+
+    app_dir: str
+    deps_dir: str
+
+
+class Session(Protocol):
+    """One app opened by an analyzer: everything the core asks of a language."""
+
+    language: str
+    inventory: Inventory
+    app_root: Path
+    deps_root: Path | None
+    layout: Layout
+
+    def entries(self) -> Sequence[Entry]: ...
+    def describe(self) -> dict[str, Any]: ...
+    def diagnostics(self) -> Sequence[Diagnostic]: ...
+
+    def wants_scan(self, path: Path) -> bool: ...
+    def scan(self, path: Path, data: bytes) -> Scan: ...          # pure
+    def resolve(self, ref: Ref, importer: Path) -> Resolution: ...
+    def companions(self, path: Path) -> Sequence[Edge]: ...
+
+    def keep_edges(self, pattern: str) -> Sequence[Edge]: ...     # --keep
+    def lookup(self, name: str) -> Sequence[Path]: ...             # `why NAME`
+    def package_of(self, path: Path) -> Package | None: ...
+    def packages(self) -> Sequence[Package]: ...
+    def drop_reason(self, path: Path) -> Reason: ...
+
+
+class Analyzer(Protocol):
+    language: ClassVar[str]
+
+    def detect(self, app_dir: Path) -> bool: ...
+    def open(self, request: Request) -> Session: ...

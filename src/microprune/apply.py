@@ -1,0 +1,163 @@
+"""Effects: write a plan out as a NEW tree. The input is only ever read.
+
+The tree is built in a staging directory next to OUT and renamed into place
+at the end, so an interrupted run leaves either the old OUT or the new one,
+never half of one. Sources are opened with O_NOFOLLOW: a file swapped for a
+symlink since the walk is refused, not followed out of the tree.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .analyzer import Layout
+from .errors import OutputError
+from .inventory import Inventory
+from .paths import display, is_within, normalise
+from .plan import PrunePlan
+
+MARKER = "microprune.json"
+STAGING_TAG = ".microprune-partial-"
+
+
+@dataclass(frozen=True)
+class Written:
+    out: Path
+    app_out: Path
+    deps_out: Path
+
+
+def check_out_dir(out: Path, app_dir: Path, deps_dir: Path | None, force: bool) -> Path:
+    """Refuse an OUT that would overwrite, contain or sit inside what we read.
+
+    OUT inside the app is fine (the walk leaves it out); inside the deps it is not.
+    """
+    out = normalise(out)
+    for source in (app_dir, deps_dir):
+        if source is not None and is_within(source, out):
+            raise OutputError(f"--out {display(out)} contains the input {display(source)}; choose another directory")
+    if deps_dir is not None and is_within(out, deps_dir):
+        raise OutputError(f"--out {display(out)} is inside the dependencies {display(deps_dir)}")
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise OutputError(f"--out {display(out)} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise OutputError(f"--out {display(out)} is not empty; pass --force to replace it")
+    return out
+
+
+def write_tree(plan: PrunePlan, inventory: Inventory, layout: Layout, out: Path,
+               report: dict[str, Any]) -> Written:
+    targets = {"app": layout.app_dir, "deps": layout.deps_dir}
+    written = Written(out, out / layout.app_dir, out / layout.deps_dir)
+    with _staging(out) as stage:
+        for sub in {layout.app_dir, layout.deps_dir}:
+            (stage / sub).mkdir(parents=True, exist_ok=True)
+        for decision in plan.kept():
+            _place(inventory, decision.path, stage, targets)
+        for link in plan.dir_links:
+            _place_link(inventory, link, inventory.dir_links[link], stage, targets)
+        (stage / MARKER).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return written
+
+
+@contextmanager
+def _staging(out: Path) -> Iterator[Path]:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(out)
+    stage = out.parent / f".{out.name}{STAGING_TAG}{os.getpid()}"
+    stage.mkdir(mode=0o755)
+    try:
+        yield stage
+        _commit(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+
+
+def _remove_stale_staging(out: Path) -> None:
+    """Left by a run that was killed (SIGKILL cannot be caught)."""
+    for stale in out.parent.glob(f".{out.name}{STAGING_TAG}*"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _commit(stage: Path, out: Path) -> None:
+    if not out.exists():
+        os.rename(stage, out)
+        return
+    old = out.parent / f".{out.name}{STAGING_TAG}old-{os.getpid()}"
+    os.rename(out, old)
+    try:
+        os.rename(stage, out)
+    except BaseException:
+        os.rename(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _destination(inventory: Inventory, path: Path, stage: Path, targets: dict[str, str]) -> Path:
+    root_name = inventory.root_of(path)
+    if root_name is None:
+        raise OutputError(f"internal: {display(path)} is outside every root")
+    relative = path.relative_to(inventory.roots[root_name])
+    dest = normalise(stage / targets[root_name] / relative)
+    if not is_within(dest, stage):
+        raise OutputError(f"refusing to write outside OUT: {display(dest)}")
+    return dest
+
+
+def _place(inventory: Inventory, path: Path, stage: Path, targets: dict[str, str]) -> None:
+    dest = _destination(inventory, path, stage, targets)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    info = inventory.files[path]
+    if info.link is not None:
+        _place_link(inventory, path, info.link, stage, targets)
+        return
+    _copy_file(path, dest, info.mode)
+
+
+def _place_link(inventory: Inventory, link: Path, target: Path, stage: Path, targets: dict[str, str]) -> None:
+    dest = _destination(inventory, link, stage, targets)
+    dest_target = _destination(inventory, target, stage, targets)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # Relative, so the tree can be moved or layered into an image as it is.
+    os.symlink(os.path.relpath(dest_target, dest.parent), dest)
+
+
+def _copy_file(source: Path, dest: Path, mode: int) -> None:
+    src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(src)
+        if not stat.S_ISREG(st.st_mode):
+            raise OutputError(f"{display(source)} changed into a non-regular file while running")
+        # Keep the execute bits, normalise the rest: no setuid, no world-writable files.
+        out_mode = 0o755 if mode & 0o111 else 0o644
+        dst = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, out_mode)
+        try:
+            _copy_bytes(src, dst, st.st_size)
+        finally:
+            os.close(dst)
+        os.chmod(dest, out_mode)
+    finally:
+        os.close(src)
+
+
+def _copy_bytes(src: int, dst: int, size: int) -> None:
+    offset = 0
+    try:
+        while offset < size:
+            sent = os.sendfile(dst, src, offset, size - offset)
+            if sent == 0:
+                break
+            offset += sent
+    except OSError:
+        os.lseek(src, offset, os.SEEK_SET)
+        while chunk := os.read(src, 1 << 20):
+            os.write(dst, chunk)

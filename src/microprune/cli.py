@@ -1,0 +1,215 @@
+"""The command line: thin. Parse, call the library, render, choose the exit code.
+
+Exit codes: 0 ok, 1 error (bad input, cannot write), 2 usage. Errors are one
+line on stderr, never a traceback (set MICROPRUNE_DEBUG=1 to see one).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .analyzer import Request
+from .config import FileConfig, load_config
+from .errors import MicropruneError
+from .paths import display, normalise
+from .pipeline import analyze as run_analyze
+from .pipeline import prune as run_prune
+from .report import render_json, render_text, render_warnings
+from .why import render_why_text, why_report
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EPILOG_ANALYZE = """\b
+Examples:
+  microprune analyze ./myapp                       # deps from ./myapp/.venv
+  microprune analyze ./myapp --deps ./target --entry app.py
+  microprune analyze ./myapp --entry myapp.wsgi:app --entry gunicorn --format json
+"""
+
+EPILOG_PRUNE = """\b
+Examples:
+  pip install --target ./deps -r requirements.txt
+  microprune prune . --deps ./deps --entry app.py --out ./pruned
+  PYTHONPATH=./pruned/site-packages python ./pruned/app/app.py
+"""
+
+EPILOG_WHY = """\b
+Examples:
+  microprune why ./myapp jinja2               # a distribution
+  microprune why ./myapp jinja2.ext           # a module
+  microprune why ./myapp certifi/cacert.pem   # a file (relative to the deps or the app)
+"""
+
+
+def app_options(func: F) -> F:
+    options = [
+        click.argument("app", type=click.Path(file_okay=False, path_type=Path)),
+        click.option("--deps", type=click.Path(path_type=Path),
+                     help="Installed dependencies: a `pip install --target` directory, a site-packages "
+                          "directory or a virtualenv. Default: APP/.venv or APP/venv."),
+        click.option("--entry", "entries", multiple=True, metavar="E",
+                     help="Entry point: a script (app.py), a module (pkg.mod or pkg.mod:attr, as given to "
+                          "gunicorn/uvicorn) or a console script of the deps (gunicorn). Repeatable. "
+                          "Default: [project.scripts], Procfile, __main__.py, main.py/app.py/wsgi.py/asgi.py/manage.py."),
+        click.option("--keep", "keep", multiple=True, metavar="PATTERN",
+                     help="Always keep: a distribution (pyyaml), a module or package (babel.localedata) "
+                          "or a glob relative to the deps (babel/locale-data/**). Repeatable."),
+        click.option("--python-version", metavar="X.Y",
+                     help="Target Python version. Default: read from the deps (pyvenv.cfg, extension names, wheel tags)."),
+        click.option("--language", type=str, default=None, help="Analyzer to use. Default: detected from APP."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def format_option(func: F) -> F:
+    return click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+                        help="Output format; json is sorted and stable, with a schema_version.")(func)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="microprune")
+def cli() -> None:
+    """Prune what an app does not use from its installed dependencies.
+
+    microprune traces an app's imports from its entry points through its
+    site-packages, and keeps only what is reached, with a reason for every
+    file kept. It never changes its input: `prune` writes a new tree.
+
+    \b
+    Start with:
+      microprune analyze APP     what would be kept and dropped
+      microprune prune APP --out OUT
+      microprune why APP NAME    why a distribution, module or file is kept
+    """
+
+
+def _request(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[str, ...],
+             python_version: str | None, language: str | None) -> tuple[Request, str | None]:
+    app = normalise(app)
+    if not app.exists():
+        raise click.BadParameter(f"{display(app)} does not exist", param_hint="APP")
+    config = load_config(app)
+    request = Request(
+        app_dir=app,
+        deps=normalise(deps) if deps else config.deps,
+        entries=entries or config.entry,
+        keep=tuple(dict.fromkeys(config.keep + keep)),
+        target_version=python_version or config.python_version,
+    )
+    return request, language or config.language
+
+
+def _check_deps_exist(request: Request) -> None:
+    if request.deps is not None and not request.deps.exists():
+        raise click.BadParameter(f"{display(request.deps)} does not exist", param_hint="--deps")
+
+
+def _emit(report: dict[str, Any], fmt: str) -> None:
+    if fmt == "json":
+        click.echo(render_json(report), nl=False)
+        return
+    click.echo(render_text(report), nl=False)
+    warnings = render_warnings(report)
+    if warnings:
+        click.echo(warnings, err=True, nl=False)
+
+
+@cli.command(epilog=EPILOG_ANALYZE)
+@app_options
+@format_option
+def analyze(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[str, ...],
+            python_version: str | None, language: str | None, fmt: str) -> None:
+    """Show what would be kept and dropped, per distribution. Changes nothing."""
+    request, language = _request(app, deps, entries, keep, python_version, language)
+    _check_deps_exist(request)
+    _emit(run_analyze(request, language).report("analyze"), fmt)
+
+
+@cli.command(epilog=EPILOG_PRUNE)
+@app_options
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="New directory for the app and its pruned deps (OUT/app, OUT/site-packages).")
+@click.option("--force", is_flag=True, help="Replace OUT if it is not empty.")
+@format_option
+def prune(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[str, ...],
+          python_version: str | None, language: str | None, out: Path, force: bool, fmt: str) -> None:
+    """Write the app and its pruned deps to a new directory OUT.
+
+    APP and --deps are never modified. OUT is written atomically: an
+    interrupted run leaves no half-written OUT behind. OUT/microprune.json
+    holds the same report as --format json.
+    """
+    request, language = _request(app, deps, entries, keep, python_version, language)
+    _check_deps_exist(request)
+    analysis, _ = run_prune(request, out, force, language)
+    _emit(analysis.report("prune", {"app_out": display(normalise(out) / analysis.session.layout.app_dir),
+                                    "deps_out": display(normalise(out) / analysis.session.layout.deps_dir)}), fmt)
+
+
+@cli.command(epilog=EPILOG_WHY)
+@app_options
+@click.argument("name")
+@format_option
+def why(app: Path, name: str, deps: Path | None, entries: tuple[str, ...], keep: tuple[str, ...],
+        python_version: str | None, language: str | None, fmt: str) -> None:
+    """Show the chain of imports (file:line) that keeps NAME, or say that nothing does.
+
+    NAME is a distribution, a module, or a file path (relative to the deps or the app).
+    """
+    request, language = _request(app, deps, entries, keep, python_version, language)
+    _check_deps_exist(request)
+    analysis = run_analyze(request, language)
+    candidates = list(analysis.session.lookup(name))
+    report = why_report(analysis.session, analysis.trace, analysis.plan, name, candidates)
+    if fmt == "json":
+        click.echo(render_json(report), nl=False)
+    else:
+        click.echo(render_why_text(report), nl=False)
+    if not candidates:
+        sys.exit(1)
+
+
+def _raise_on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (only `__main__` exits)."""
+    previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    try:
+        cli.main(args=argv, prog_name="microprune", standalone_mode=False)
+        return 0
+    except click.exceptions.Exit as done:
+        return int(done.exit_code or 0)
+    except click.ClickException as err:
+        err.show()
+        return err.exit_code
+    except click.exceptions.Abort:
+        click.echo("microprune: aborted", err=True)
+        return 130
+    except MicropruneError as err:
+        click.echo(f"microprune: error: {err}", err=True)
+        return err.exit_code
+    except KeyboardInterrupt:
+        click.echo("microprune: interrupted; nothing was left half-written", err=True)
+        return 130
+    except SystemExit as done:
+        return int(done.code or 0) if not isinstance(done.code, str) else 1
+    except Exception as err:  # noqa: BLE001 - the last line of defence: no tracebacks for users
+        if os.environ.get("MICROPRUNE_DEBUG"):
+            traceback.print_exc()
+        click.echo(f"microprune: internal error: {type(err).__name__}: {err} "
+                   "(set MICROPRUNE_DEBUG=1 for a traceback, and please report it)", err=True)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)

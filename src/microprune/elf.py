@@ -1,0 +1,97 @@
+"""Read what an ELF shared object needs (DT_NEEDED, RPATH, RUNPATH) from its bytes.
+
+Pure and tolerant: anything that is not a well-formed ELF file gives an empty
+answer. We never run ``ldd`` (it executes the loader on untrusted files).
+See the System V ABI, "Dynamic Section".
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+ELF_MAGIC = b"\x7fELF"
+PT_DYNAMIC = 2
+PT_LOAD = 1
+DT_NULL, DT_NEEDED, DT_STRTAB, DT_SONAME, DT_RPATH, DT_RUNPATH = 0, 1, 5, 14, 15, 29
+
+
+@dataclass(frozen=True)
+class DynamicInfo:
+    needed: tuple[str, ...] = ()
+    rpath: tuple[str, ...] = ()        # RUNPATH when present, else RPATH (the loader's rule)
+    soname: str | None = None
+
+
+def is_elf(data: bytes) -> bool:
+    return data[:4] == ELF_MAGIC
+
+
+def read_dynamic(data: bytes) -> DynamicInfo:
+    try:
+        return _read_dynamic(data)
+    except (struct.error, IndexError, ValueError, UnicodeDecodeError):
+        return DynamicInfo()
+
+
+def _read_dynamic(data: bytes) -> DynamicInfo:
+    if not is_elf(data) or len(data) < 64:
+        return DynamicInfo()
+    is64 = data[4] == 2
+    endian = "<" if data[5] == 1 else ">"
+    if is64:
+        phoff, = struct.unpack_from(endian + "Q", data, 0x20)
+        phentsize, phnum = struct.unpack_from(endian + "HH", data, 0x36)
+        ph_fmt, dyn_fmt = endian + "IIQQQQQQ", endian + "qQ"
+    else:
+        phoff, = struct.unpack_from(endian + "I", data, 0x1C)
+        phentsize, phnum = struct.unpack_from(endian + "HH", data, 0x2A)
+        ph_fmt, dyn_fmt = endian + "IIIIIIII", endian + "iI"
+    loads, dynamic = [], None
+    for i in range(min(phnum, 512)):
+        fields = struct.unpack_from(ph_fmt, data, phoff + i * phentsize)
+        if is64:
+            p_type, _, p_offset, p_vaddr, _, p_filesz = fields[:6]
+        else:
+            p_type, p_offset, p_vaddr, _, p_filesz = fields[:5]
+        if p_type == PT_LOAD:
+            loads.append((p_vaddr, p_offset, p_filesz))
+        elif p_type == PT_DYNAMIC:
+            dynamic = (p_offset, p_filesz)
+    if dynamic is None:
+        return DynamicInfo()
+    entries = _dynamic_entries(data, dynamic, dyn_fmt)
+    strtab = next((v for t, v in entries if t == DT_STRTAB), None)
+    if strtab is None:
+        return DynamicInfo()
+    str_offset = _vaddr_to_offset(strtab, loads)
+
+    def string(offset: int) -> str:
+        start = str_offset + offset
+        end = data.index(b"\0", start)
+        return data[start:end].decode("utf-8", "replace")
+
+    needed = tuple(string(v) for t, v in entries if t == DT_NEEDED)
+    runpath = [string(v) for t, v in entries if t == DT_RUNPATH]
+    rpath = runpath or [string(v) for t, v in entries if t == DT_RPATH]
+    soname = next((string(v) for t, v in entries if t == DT_SONAME), None)
+    dirs = tuple(d for entry in rpath for d in entry.split(":") if d)
+    return DynamicInfo(needed, dirs, soname)
+
+
+def _dynamic_entries(data: bytes, dynamic: tuple[int, int], fmt: str) -> list[tuple[int, int]]:
+    offset, size = dynamic
+    step = struct.calcsize(fmt)
+    entries = []
+    for pos in range(offset, min(offset + size, len(data)) - step + 1, step):
+        tag, value = struct.unpack_from(fmt, data, pos)
+        if tag == DT_NULL:
+            break
+        entries.append((tag, value))
+    return entries
+
+
+def _vaddr_to_offset(vaddr: int, loads: list[tuple[int, int, int]]) -> int:
+    for start, offset, size in loads:
+        if start <= vaddr < start + size:
+            return vaddr - start + offset
+    return vaddr

@@ -1,0 +1,30 @@
+"""Showing paths to people and to JSON without crashing on names that are not UTF-8.
+
+POSIX file names are bytes; Python keeps undecodable bytes as lone surrogates
+(PEP 383). Printing those raises UnicodeEncodeError, so every path that leaves
+the program goes through ``display``: undecodable bytes become ``\\xNN``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePath
+
+
+def display(path: PurePath | str) -> str:
+    raw = os.fsencode(str(path))
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def relative_posix(path: Path, root: Path) -> str:
+    return display(path.relative_to(root).as_posix())
+
+
+def is_within(path: PurePath, root: PurePath) -> bool:
+    """Lexical containment of two absolute, normalised paths (string compare: hot path)."""
+    inner, outer = str(path), str(root)
+    return inner == outer or inner.startswith(outer if outer.endswith("/") else outer + "/")
+
+
+def normalise(path: Path) -> Path:
+    """Absolute and lexically normal, without resolving symlinks."""
+    return Path(os.path.normpath(os.path.abspath(path)))

@@ -1,0 +1,59 @@
+"""Library entry points: the data flow from a request to a plan, and to a written tree.
+
+Nothing here exits or prints; the CLI decides exit codes and output.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .analyzer import Request, Session
+from .apply import Written, check_out_dir, write_tree
+from .errors import UsageError
+from .model import Entry
+from .paths import display, normalise
+from .plan import PrunePlan, plan_prune
+from .registry import get_analyzer
+from .report import build_report
+from .trace import Trace, trace_app
+
+
+@dataclass
+class Analysis:
+    session: Session
+    entries: list[Entry]
+    trace: Trace
+    plan: PrunePlan
+
+    def report(self, command: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        return build_report(command, self.session, self.entries, self.plan, extra)
+
+
+def open_session(request: Request, language: str | None) -> Session:
+    app_dir = normalise(request.app_dir)
+    if not app_dir.is_dir():
+        raise UsageError(f"APP {display(app_dir)} is not a directory")
+    analyzer = get_analyzer(language, app_dir)
+    return analyzer.open(request)
+
+
+def analyze(request: Request, language: str | None = None) -> Analysis:
+    session = open_session(request, language)
+    entries = list(session.entries())
+    trace = trace_app(session, entries, request.keep)
+    return Analysis(session, entries, trace, plan_prune(session, trace))
+
+
+def prune(request: Request, out: Path, force: bool, language: str | None = None) -> tuple[Analysis, Written]:
+    deps = normalise(request.deps) if request.deps else None
+    out = check_out_dir(out, normalise(request.app_dir), deps, force)
+    request = Request(request.app_dir, request.deps, request.entries, request.keep, request.target_version,
+                      (*request.excluded_paths, out), request.options)
+    analysis = analyze(request, language)
+    if analysis.session.deps_root is not None:
+        check_out_dir(out, analysis.session.app_root, analysis.session.deps_root, force)
+    layout = analysis.session.layout
+    extra = {"app_out": display(out / layout.app_dir), "deps_out": display(out / layout.deps_dir)}
+    written = write_tree(analysis.plan, analysis.session.inventory, layout, out, analysis.report("prune", extra))
+    return analysis, written

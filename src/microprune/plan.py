@@ -1,0 +1,123 @@
+"""Pure planning: (inventory, trace) -> keep or drop for every file, with reasons.
+
+No disk access here; ``apply`` carries a plan out and ``report`` shows it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .analyzer import Session
+from .model import Diagnostic, Reason
+from .trace import Trace
+
+UNOWNED = "(no distribution)"
+
+
+@dataclass(frozen=True)
+class Decision:
+    path: Path
+    root: str
+    keep: bool
+    size: int
+    reasons: tuple[str, ...]
+    package: str | None
+
+
+@dataclass
+class PackageSummary:
+    name: str
+    version: str
+    kept_bytes: int = 0
+    dropped_bytes: int = 0
+    kept_files: int = 0
+    dropped_files: int = 0
+
+    @property
+    def used(self) -> bool:
+        return self.kept_files > 0
+
+    def add(self, decision: Decision) -> None:
+        if decision.keep:
+            self.kept_bytes += decision.size
+            self.kept_files += 1
+        else:
+            self.dropped_bytes += decision.size
+            self.dropped_files += 1
+
+
+@dataclass
+class Totals:
+    kept_bytes: int = 0
+    dropped_bytes: int = 0
+    kept_files: int = 0
+    dropped_files: int = 0
+
+    def add(self, decision: Decision) -> None:
+        if decision.keep:
+            self.kept_bytes += decision.size
+            self.kept_files += 1
+        else:
+            self.dropped_bytes += decision.size
+            self.dropped_files += 1
+
+
+@dataclass
+class PrunePlan:
+    decisions: list[Decision]
+    packages: list[PackageSummary]
+    totals: Totals
+    app_totals: Totals
+    deps_totals: Totals
+    dir_links: list[Path]
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def kept(self) -> list[Decision]:
+        return [d for d in self.decisions if d.keep]
+
+
+def plan_prune(session: Session, trace: Trace) -> PrunePlan:
+    inventory = session.inventory
+    decisions = [_decide(session, trace, path) for path in inventory.files]
+    decisions.sort(key=lambda d: (d.root, d.path))
+    totals, app_totals, deps_totals = Totals(), Totals(), Totals()
+    packages = {p.name: PackageSummary(p.name, p.version) for p in session.packages()}
+    for decision in decisions:
+        totals.add(decision)
+        (app_totals if decision.root == "app" else deps_totals).add(decision)
+        if decision.root != "app":
+            name = decision.package or UNOWNED
+            packages.setdefault(name, PackageSummary(name, "")).add(decision)
+    diagnostics = sorted(set(inventory.diagnostics) | set(session.diagnostics()) | set(trace.diagnostics),
+                         key=_diagnostic_key)
+    return PrunePlan(
+        decisions=decisions,
+        packages=sorted(packages.values(), key=lambda p: p.name.lower()),
+        totals=totals, app_totals=app_totals, deps_totals=deps_totals,
+        dir_links=sorted(trace.dir_links),
+        diagnostics=diagnostics,
+    )
+
+
+def _decide(session: Session, trace: Trace, path: Path) -> Decision:
+    info = session.inventory.files[path]
+    package = session.package_of(path)
+    name = package.name if package else None
+    prov = trace.kept.get(path)
+    if info.root == "app":
+        drop = session.drop_reason(path)
+        if drop in (Reason.BYTECODE, Reason.EXCLUDED):
+            return Decision(path, info.root, False, info.size, (drop.value,), name)
+        reasons = {Reason.APP} | (prov.reasons if prov else set())
+        return Decision(path, info.root, True, info.size, _sorted(reasons), name)
+    if prov is not None:
+        return Decision(path, info.root, True, info.size, _sorted(prov.reasons), name)
+    return Decision(path, info.root, False, info.size, (session.drop_reason(path).value,), name)
+
+
+def _sorted(reasons: set[Reason]) -> tuple[str, ...]:
+    return tuple(sorted(r.value for r in reasons))
+
+
+def _diagnostic_key(d: Diagnostic) -> tuple[str, int, str, str]:
+    return (str(d.path or ""), d.line or 0, d.code, d.message)

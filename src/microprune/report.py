@@ -1,0 +1,161 @@
+"""Reports: a plan as sorted, stable JSON (schema_version 1) or as text for people.
+
+Renderers are pure: they take data and return a string.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .analyzer import Session
+from .model import Diagnostic, Entry
+from .paths import display
+from .plan import PrunePlan, Totals
+
+SCHEMA_VERSION = 1
+MAX_TEXT_WARNINGS = 15
+QUIET_CODES = frozenset({"unresolved-optional"})
+
+
+def build_report(command: str, session: Session, entries: list[Entry], plan: PrunePlan,
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    roots = session.inventory.roots
+    report: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "microprune", "version": __version__},
+        "command": command,
+        "language": session.language,
+        "app": display(session.app_root),
+        "deps": display(session.deps_root) if session.deps_root else None,
+        "target": session.describe(),
+        "entries": [_entry(e, roots) for e in entries],
+        "totals": _totals(plan.totals),
+        "app_totals": _totals(plan.app_totals),
+        "deps_totals": _totals(plan.deps_totals),
+        "distributions": [
+            {"name": p.name, "version": p.version, "used": p.used,
+             "kept_bytes": p.kept_bytes, "dropped_bytes": p.dropped_bytes,
+             "kept_files": p.kept_files, "dropped_files": p.dropped_files}
+            for p in plan.packages],
+        "warnings": [_diagnostic(d) for d in plan.diagnostics],
+        "files": [
+            {"root": d.root, "path": display(d.path.relative_to(roots[d.root]).as_posix()),
+             "keep": d.keep, "bytes": d.size, "reasons": list(d.reasons), "distribution": d.package}
+            for d in plan.decisions],
+    }
+    report.update(extra or {})
+    return report
+
+
+def _entry(entry: Entry, roots: dict[str, Path]) -> dict[str, Any]:
+    return {"spec": entry.spec, "kind": entry.kind, "origin": entry.origin,
+            "files": [_relative(f, roots) for f in entry.files]}
+
+
+def _relative(path: Path, roots: dict[str, Path]) -> str:
+    for root in sorted(roots.values(), key=lambda r: len(r.parts), reverse=True):
+        if root in path.parents:
+            return display(path.relative_to(root).as_posix())
+    return display(path)
+
+
+def _totals(totals: Totals) -> dict[str, int]:
+    return {"kept_bytes": totals.kept_bytes, "dropped_bytes": totals.dropped_bytes,
+            "kept_files": totals.kept_files, "dropped_files": totals.dropped_files}
+
+
+def _diagnostic(d: Diagnostic) -> dict[str, Any]:
+    return {"code": d.code, "message": d.message, "file": display(d.path) if d.path else None, "line": d.line}
+
+
+def render_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+# -- text ------------------------------------------------------------------------------
+
+def human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def render_text(report: dict[str, Any]) -> str:
+    lines = [_headline(report)]
+    for entry in report["entries"]:
+        lines.append(f"entry: {entry['spec']} ({entry['kind']}, from {entry['origin']})")
+    lines.append("")
+    lines.extend(_distribution_table(report["distributions"]))
+    lines.append("")
+    lines.extend(_totals_lines(report))
+    if report.get("app_out"):
+        lines.append(f"wrote app to  {report['app_out']}")
+        lines.append(f"wrote deps to {report['deps_out']}")
+        lines.append(f"run it with:  PYTHONPATH={report['deps_out']} python {report['app_out']}/<entry>"
+                     if report["language"] == "python" else "")
+    return "\n".join(line for line in lines if line is not None) + "\n"
+
+
+def _headline(report: dict[str, Any]) -> str:
+    target = report["target"]
+    version = target.get("python_version")
+    where = f"deps {report['deps']}" if report["deps"] else "no deps directory"
+    detail = f", Python {version} ({target.get('python_version_source')})" if version else ""
+    return f"{report['language']} app {report['app']}; {where}{detail}"
+
+
+def _distribution_table(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return ["(no distributions installed)"]
+    rows = sorted(rows, key=lambda r: (-r["kept_bytes"], -r["dropped_bytes"], r["name"].lower()))
+    width = max(12, *(len(r["name"]) for r in rows))
+    header = f"{'distribution':<{width}}  {'version':<12} {'kept':>10} {'dropped':>10}  status"
+    out = [header, "-" * len(header)]
+    for r in rows:
+        status = "used" if r["used"] else "unused"
+        out.append(f"{r['name']:<{width}}  {r['version'][:12]:<12} {human_bytes(r['kept_bytes']):>10} "
+                   f"{human_bytes(r['dropped_bytes']):>10}  {status}")
+    return out
+
+
+def _totals_lines(report: dict[str, Any]) -> list[str]:
+    deps = report["deps_totals"]
+    total = deps["kept_bytes"] + deps["dropped_bytes"]
+    share = f" ({100 * deps['dropped_bytes'] / total:.1f}% of the deps)" if total else ""
+    app = report["app_totals"]
+    return [
+        f"deps: keep {human_bytes(deps['kept_bytes'])} in {deps['kept_files']} files, "
+        f"drop {human_bytes(deps['dropped_bytes'])} in {deps['dropped_files']} files{share}",
+        f"app:  keep {human_bytes(app['kept_bytes'])} in {app['kept_files']} files, "
+        f"drop {human_bytes(app['dropped_bytes'])} in {app['dropped_files']} files (bytecode caches, VCS)",
+    ]
+
+
+def render_warnings(report: dict[str, Any]) -> str:
+    """For stderr in text mode: a count per kind, then the first few, located."""
+    warnings = report["warnings"]
+    if not warnings:
+        return ""
+    counts = Counter(w["code"] for w in warnings)
+    summary = ", ".join(f"{n} {code}" for code, n in sorted(counts.items()))
+    lines = [f"warnings: {len(warnings)} ({summary})"]
+    # Optional imports (guarded, lazy, TYPE_CHECKING) missing is normal: counted, not listed.
+    shown = [w for w in warnings if w["code"] not in QUIET_CODES]
+    if len(shown) < len(warnings):
+        lines.append(f"  optional imports that are not installed: {len(warnings) - len(shown)} "
+                     "(expected; --format json lists them)")
+    warnings = shown
+    for w in warnings[:MAX_TEXT_WARNINGS]:
+        where = w["file"] or ""
+        if where and w["line"]:
+            where += f":{w['line']}"
+        lines.append(f"  {where + ': ' if where else ''}{w['message']}")
+    if len(warnings) > MAX_TEXT_WARNINGS:
+        lines.append(f"  ... {len(warnings) - MAX_TEXT_WARNINGS} more; --format json lists them all")
+    return "\n".join(lines) + "\n"

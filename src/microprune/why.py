@@ -1,0 +1,89 @@
+"""`why NAME`: the chain of files (file:line) from an entry to what keeps NAME."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .analyzer import Session
+from .model import Parent
+from .paths import display
+from .plan import PrunePlan
+from .trace import Trace
+
+
+@dataclass(frozen=True)
+class Link:
+    path: Path
+    via: Parent
+
+
+def explain(trace: Trace, path: Path) -> list[Link]:
+    """Follow each file's first parent (its discoverer: the loop is breadth-first)."""
+    chain: list[Link] = []
+    seen: set[Path] = set()
+    current: Path | None = path
+    while current is not None and current not in seen:
+        seen.add(current)
+        prov = trace.kept.get(current)
+        if prov is None or not prov.parents:
+            break
+        parent = prov.parents[0]
+        chain.append(Link(current, parent))
+        current = parent.path
+    chain.reverse()
+    return chain
+
+
+def why_report(session: Session, trace: Trace, plan: PrunePlan, name: str, candidates: list[Path]) -> dict[str, Any]:
+    kept = [p for p in candidates if p in trace.kept]
+    # The file that pulled the name in first is the most telling one.
+    kept.sort(key=lambda p: trace.kept[p].order)
+    report: dict[str, Any] = {"schema_version": 1, "command": "why", "name": name, "found": bool(candidates),
+                              "kept": bool(kept), "path": None, "chain": [], "also_kept_by": 0}
+    if kept:
+        target = kept[0]
+        report["path"] = _show(session, target)
+        report["chain"] = [_link(session, link) for link in explain(trace, target)]
+        report["also_kept_by"] = max(0, trace.parent_counts.get(target, 1) - 1)
+        report["reasons"] = sorted(r.value for r in trace.kept[target].reasons)
+    elif candidates:
+        decisions = {d.path: d for d in plan.decisions}
+        first = decisions.get(candidates[0])
+        report["path"] = _show(session, candidates[0])
+        report["dropped_because"] = list(first.reasons) if first else []
+    return report
+
+
+def _show(session: Session, path: Path) -> str:
+    roots = sorted(session.inventory.roots.items(), key=lambda kv: len(kv[1].parts), reverse=True)
+    for name, root in roots:
+        if root in path.parents:
+            return f"{display(path.relative_to(root).as_posix())} ({name})"
+    return display(path)
+
+
+def _link(session: Session, link: Link) -> dict[str, Any]:
+    via = link.via
+    return {"file": _show(session, link.path), "reason": via.reason.value, "detail": via.detail,
+            "from": _show(session, via.path) if via.path else None, "line": via.line}
+
+
+def render_why_text(report: dict[str, Any]) -> str:
+    name = report["name"]
+    if not report["found"]:
+        return f"{name}: no distribution, module or file of that name in the app or its deps\n"
+    if not report["kept"]:
+        reasons = ", ".join(report.get("dropped_because", [])) or "nothing reaches it"
+        return f"{name}: nothing keeps it; {report['path']} is dropped ({reasons})\n"
+    lines = [f"{name} is kept: {report['path']} [{', '.join(report['reasons'])}]"]
+    for step in report["chain"]:
+        if step["from"] is None:
+            lines.append(f"  {step['reason']} {step['detail']}: {step['file']}")
+        else:
+            where = f"{step['from']}:{step['line']}" if step["line"] else step["from"]
+            detail = f" {step['detail']}" if step["detail"] else ""
+            lines.append(f"  <- {where} {step['reason']}{detail} -> {step['file']}")
+    if report["also_kept_by"]:
+        lines.append(f"  (and {report['also_kept_by']} other reference(s))")
+    return "\n".join(lines) + "\n"
