@@ -151,9 +151,8 @@ def prune(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[st
     """
     request, language = _request(app, deps, entries, keep, python_version, language)
     _check_deps_exist(request)
-    analysis, _ = run_prune(request, out, force, language)
-    _emit(analysis.report("prune", {"app_out": display(normalise(out) / analysis.session.layout.app_dir),
-                                    "deps_out": display(normalise(out) / analysis.session.layout.deps_dir)}), fmt)
+    _, _, report = run_prune(request, out, force, language)
+    _emit(report, fmt)
 
 
 @cli.command(epilog=EPILOG_WHY)

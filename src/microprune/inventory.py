@@ -119,12 +119,14 @@ class WalkRules:
     exclude_dir_names: frozenset[str] = frozenset()
 
 
-def take_inventory(roots: dict[str, Path], rules: WalkRules) -> Inventory:
+def take_inventory(roots: dict[str, Path], rules: dict[str, WalkRules]) -> Inventory:
+    """Walk every root with its own rules (the app leaves out caches; the deps keep
+    them, so that what is dropped is counted)."""
     inventory = Inventory(roots={name: normalise(p) for name, p in roots.items()})
     for name, root in inventory.roots.items():
         # A root inside another (deps inside the app) is walked once, as itself.
         nested = frozenset(p for n, p in inventory.roots.items() if n != name and p != root and is_within(p, root))
-        _walk(inventory, name, root, rules, nested)
+        _walk(inventory, name, root, rules.get(name, WalkRules()), nested)
     _link_symlinks(inventory)
     return inventory
 

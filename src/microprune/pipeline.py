@@ -45,7 +45,9 @@ def analyze(request: Request, language: str | None = None) -> Analysis:
     return Analysis(session, entries, trace, plan_prune(session, trace))
 
 
-def prune(request: Request, out: Path, force: bool, language: str | None = None) -> tuple[Analysis, Written]:
+def prune(request: Request, out: Path, force: bool,
+          language: str | None = None) -> tuple[Analysis, Written, dict[str, Any]]:
+    """Analyze, then write OUT; returns the report that OUT/microprune.json holds too."""
     deps = normalise(request.deps) if request.deps else None
     out = check_out_dir(out, normalise(request.app_dir), deps, force)
     request = Request(request.app_dir, request.deps, request.entries, request.keep, request.target_version,
@@ -55,5 +57,6 @@ def prune(request: Request, out: Path, force: bool, language: str | None = None)
         check_out_dir(out, analysis.session.app_root, analysis.session.deps_root, force)
     layout = analysis.session.layout
     extra = {"app_out": display(out / layout.app_dir), "deps_out": display(out / layout.deps_dir)}
-    written = write_tree(analysis.plan, analysis.session.inventory, layout, out, analysis.report("prune", extra))
-    return analysis, written
+    report = analysis.report("prune", extra)
+    written = write_tree(analysis.plan, analysis.session.inventory, layout, out, report)
+    return analysis, written, report

@@ -4,7 +4,7 @@ No disk access here; ``apply`` carries a plan out and ``report`` shows it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .analyzer import Session
@@ -79,6 +79,7 @@ class PrunePlan:
 def plan_prune(session: Session, trace: Trace) -> PrunePlan:
     inventory = session.inventory
     decisions = [_decide(session, trace, path) for path in inventory.files]
+    decisions = _mark_unused_packages(decisions)
     decisions.sort(key=lambda d: (d.root, d.path))
     totals, app_totals, deps_totals = Totals(), Totals(), Totals()
     packages = {p.name: PackageSummary(p.name, p.version) for p in session.packages()}
@@ -113,6 +114,15 @@ def _decide(session: Session, trace: Trace, path: Path) -> Decision:
     if prov is not None:
         return Decision(path, info.root, True, info.size, _sorted(prov.reasons), name)
     return Decision(path, info.root, False, info.size, (session.drop_reason(path).value,), name)
+
+
+def _mark_unused_packages(decisions: list[Decision]) -> list[Decision]:
+    """A file of a package of which nothing is kept goes with the whole package."""
+    used = {d.package for d in decisions if d.keep and d.package}
+    unreached = (Reason.UNREACHED.value,)
+    return [replace(d, reasons=(Reason.UNUSED_DIST.value,))
+            if not d.keep and d.package and d.package not in used and d.reasons == unreached else d
+            for d in decisions]
 
 
 def _sorted(reasons: set[Reason]) -> tuple[str, ...]:

@@ -40,33 +40,40 @@ def why_report(session: Session, trace: Trace, plan: PrunePlan, name: str, candi
     # The file that pulled the name in first is the most telling one.
     kept.sort(key=lambda p: trace.kept[p].order)
     report: dict[str, Any] = {"schema_version": 1, "command": "why", "name": name, "found": bool(candidates),
-                              "kept": bool(kept), "path": None, "chain": [], "also_kept_by": 0}
+                              "kept": bool(kept), "path": None, "root": None, "chain": [], "also_kept_by": 0}
     if kept:
         target = kept[0]
-        report["path"] = _show(session, target)
+        report["path"], report["root"] = _where(session, target)
         report["chain"] = [_link(session, link) for link in explain(trace, target)]
         report["also_kept_by"] = max(0, trace.parent_counts.get(target, 1) - 1)
         report["reasons"] = sorted(r.value for r in trace.kept[target].reasons)
     elif candidates:
         decisions = {d.path: d for d in plan.decisions}
         first = decisions.get(candidates[0])
-        report["path"] = _show(session, candidates[0])
+        report["path"], report["root"] = _where(session, candidates[0])
         report["dropped_because"] = list(first.reasons) if first else []
     return report
 
 
-def _show(session: Session, path: Path) -> str:
+def _where(session: Session, path: Path) -> tuple[str, str | None]:
+    """(path relative to its root, root name) for people and scripts alike."""
     roots = sorted(session.inventory.roots.items(), key=lambda kv: len(kv[1].parts), reverse=True)
     for name, root in roots:
         if root in path.parents:
-            return f"{display(path.relative_to(root).as_posix())} ({name})"
-    return display(path)
+            return display(path.relative_to(root).as_posix()), name
+    return display(path), None
 
 
 def _link(session: Session, link: Link) -> dict[str, Any]:
     via = link.via
-    return {"file": _show(session, link.path), "reason": via.reason.value, "detail": via.detail,
-            "from": _show(session, via.path) if via.path else None, "line": via.line}
+    file, root = _where(session, link.path)
+    source, source_root = _where(session, via.path) if via.path else (None, None)
+    return {"file": file, "root": root, "reason": via.reason.value, "detail": via.detail,
+            "from": source, "from_root": source_root, "line": via.line}
+
+
+def _label(path: str, root: str | None, line: int | None = None) -> str:
+    return f"{path}{':' + str(line) if line else ''} ({root})" if root else path
 
 
 def render_why_text(report: dict[str, Any]) -> str:
@@ -75,15 +82,16 @@ def render_why_text(report: dict[str, Any]) -> str:
         return f"{name}: no distribution, module or file of that name in the app or its deps\n"
     if not report["kept"]:
         reasons = ", ".join(report.get("dropped_because", [])) or "nothing reaches it"
-        return f"{name}: nothing keeps it; {report['path']} is dropped ({reasons})\n"
-    lines = [f"{name} is kept: {report['path']} [{', '.join(report['reasons'])}]"]
+        return f"{name}: nothing keeps it; {_label(report['path'], report['root'])} is dropped ({reasons})\n"
+    lines = [f"{name} is kept: {_label(report['path'], report['root'])} [{', '.join(report['reasons'])}]"]
     for step in report["chain"]:
+        target = _label(step["file"], step["root"])
         if step["from"] is None:
-            lines.append(f"  {step['reason']} {step['detail']}: {step['file']}")
+            lines.append(f"  {step['reason']} {step['detail']}: {target}")
         else:
-            where = f"{step['from']}:{step['line']}" if step["line"] else step["from"]
             detail = f" {step['detail']}" if step["detail"] else ""
-            lines.append(f"  <- {where} {step['reason']}{detail} -> {step['file']}")
+            lines.append(f"  {_label(step['from'], step['from_root'], step['line'])}: {step['reason']}{detail}"
+                         f" -> {target}")
     if report["also_kept_by"]:
         lines.append(f"  (and {report['also_kept_by']} other reference(s))")
     return "\n".join(lines) + "\n"

@@ -12,7 +12,8 @@ from microprune.elf import is_elf, read_dynamic
 from microprune.inventory import Inventory, WalkRules, take_inventory
 from microprune.model import (Diagnostic, Edge, Entry, External, Package, Reason, Ref, Resolution, Resolved, Scan,
                               Unresolved)
-from microprune.paths import is_within, normalise
+from microprune.errors import UsageError
+from microprune.paths import display, is_within, normalise
 
 from . import env
 from .dists import SCRIPT_GROUPS, DistIndex, Distribution, canonical_name, index_distributions
@@ -51,6 +52,11 @@ class PythonSession:
         self.app_root = normalise(request.app_dir)
         self._diagnostics: list[Diagnostic] = []
         deps_input, venv_in_app = env.find_deps(self.app_root, request.deps)
+        if deps_input is None:
+            raise UsageError(
+                f"no dependencies directory for {display(self.app_root)}: it has no .venv or venv; pass --deps "
+                "with a `pip install --target` directory, a site-packages directory or a virtualenv "
+                "(an empty directory for an app without dependencies)")
         self.deps_input = deps_input
         self.deps_root = env.site_packages_of(deps_input) if deps_input else None
         self.layout = Layout(app_dir="app", deps_dir="site-packages")
@@ -74,7 +80,8 @@ class PythonSession:
         excluded = set(self.request.excluded_paths)
         if venv_in_app is not None:
             excluded.add(venv_in_app)       # the venv is read as deps, never copied as app
-        return take_inventory(roots, WalkRules(frozenset(excluded), APP_EXCLUDED_DIRS))
+        return take_inventory(roots, {"app": WalkRules(frozenset(excluded), APP_EXCLUDED_DIRS),
+                                      "deps": WalkRules(frozenset(excluded))})
 
     def _deps_search_path(self) -> list[Path]:
         """site-packages, then the in-tree directories its .pth files add (site.addpackage)."""

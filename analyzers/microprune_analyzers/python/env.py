@@ -17,7 +17,7 @@ from pathlib import Path
 from microprune.errors import UsageError
 from microprune.inventory import Inventory
 from microprune.model import Diagnostic
-from microprune.paths import display, normalise
+from microprune.paths import display, normalise, read_regular_file
 
 VENV_DIR_NAMES = (".venv", "venv")
 _CPYTHON_SO = re.compile(r"\.cpython-(\d)(\d+)(?:-([A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*))?\.so$")
@@ -84,7 +84,7 @@ def detect_target(inventory: Inventory, deps_input: Path | None, site: Path | No
     if requested:
         return _parse_version(requested), "--python-version", multiarch
     clues = (
-        ("pyvenv.cfg", lambda: _pyvenv_version(inventory, deps_input)),
+        ("pyvenv.cfg", lambda: _pyvenv_version(deps_input)),
         ("site-packages path", lambda: _path_version(site)),
         ("extension module names", lambda: versions.most_common(1)[0][0] if versions else None),
         ("wheel tags", lambda: _wheel_tag_version(inventory, site)),
@@ -117,8 +117,10 @@ def _read_text(inventory: Inventory, path: Path) -> str | None:
         return None
 
 
-def _pyvenv_version(inventory: Inventory, deps: Path | None) -> tuple[int, int] | None:
-    text = _read_text(inventory, deps / "pyvenv.cfg") if deps else None
+def _pyvenv_version(deps: Path | None) -> tuple[int, int] | None:
+    # pyvenv.cfg sits at the venv root, outside the walked site-packages.
+    raw = read_regular_file(deps / "pyvenv.cfg") if deps else None
+    text = raw.decode("utf-8", "replace") if raw else None
     for line in (text or "").splitlines():
         key, _, value = line.partition("=")
         if key.strip() in ("version_info", "version"):

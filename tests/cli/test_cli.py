@@ -1,0 +1,208 @@
+"""The command-line contract that scripts rely on: options, JSON, exit codes, OUT handling."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli.helpers import assert_no_traceback, basic_app, run_cli, snapshot
+
+TOTAL_KEYS = {"kept_bytes", "dropped_bytes", "kept_files", "dropped_files"}
+
+
+def test_help_teaches_every_command() -> None:
+    for command in ("analyze", "prune", "why"):
+        result = run_cli(command, "--help")
+        assert result.code == 0
+        assert "Examples:" in result.out
+        assert "--deps" in result.out
+    top = run_cli("--help")
+    assert all(c in top.out for c in ("analyze", "prune", "why"))
+
+
+def test_version() -> None:
+    result = run_cli("--version")
+    assert result.code == 0 and "microprune" in result.out
+
+
+def test_analyze_json_contract(tmp_path: Path) -> None:
+    app, deps = basic_app(tmp_path)
+    result = run_cli("analyze", app, "--deps", deps, "--format", "json")
+    assert result.code == 0, result.err
+    report = result.json()
+    assert report["schema_version"] == 1
+    assert report["language"] == "python"
+    assert report["entries"][0]["spec"] == "app.py"
+    assert set(report["totals"]) == TOTAL_KEYS
+    rows = {row["name"]: row for row in report["distributions"]}
+    assert rows["greet"]["used"] is True and rows["greet"]["version"] == "1.0"
+    assert rows["other"]["used"] is False and rows["other"]["kept_bytes"] == 0
+    assert rows["other"]["dropped_bytes"] > 0
+    deps_totals = report["deps_totals"]
+    assert deps_totals["kept_bytes"] == sum(r["kept_bytes"] for r in rows.values())
+    assert deps_totals["dropped_files"] == sum(r["dropped_files"] for r in rows.values())
+    assert report["totals"]["kept_files"] == deps_totals["kept_files"] + report["app_totals"]["kept_files"]
+    kept = {f["path"]: f["reasons"] for f in report["files"] if f["keep"]}
+    assert kept["greet/core.py"] == ["import"]
+    assert "metadata" in kept["greet-1.0.dist-info/METADATA"]
+    assert "app_out" not in report
+
+
+def test_analyze_json_is_byte_stable(tmp_path: Path) -> None:
+    app, deps = basic_app(tmp_path)
+    first = run_cli("analyze", app, "--deps", deps, "--format", "json").out
+    second = run_cli("analyze", app, "--deps", deps, "--format", "json").out
+    assert first == second
+    assert first == json.dumps(json.loads(first), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def test_output_does_not_depend_on_creation_order(tmp_path: Path) -> None:
+    """The same tree created in another order (other inode and readdir order) reports the same."""
+    app, deps = basic_app(tmp_path / "a")
+    mirror = tmp_path / "b" / "basic"
+    for source in sorted(p for p in (tmp_path / "a" / "basic").rglob("*") if p.is_file())[::-1]:
+        target = mirror / source.relative_to(tmp_path / "a" / "basic")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    one = run_cli("analyze", app, "--deps", deps, "--format", "json").json()
+    two = run_cli("analyze", mirror / "app", "--deps", mirror / "deps", "--format", "json").json()
+    for report in (one, two):
+        del report["app"], report["deps"]
+    assert one == two
+
+
+def test_prune_writes_runnable_tree_and_never_touches_input(tmp_path: Path) -> None:
+    app, deps = basic_app(tmp_path)
+    before = snapshot(app.parent)
+    out = tmp_path / "out"
+    result = run_cli("prune", app, "--deps", deps, "--out", out, "--format", "json")
+    assert result.code == 0, result.err
+    report = result.json()
+    assert Path(report["app_out"]) == out / "app" and Path(report["deps_out"]) == out / "site-packages"
+    assert (out / "site-packages" / "greet" / "core.py").is_file()
+    assert not (out / "site-packages" / "greet" / "unused.py").exists()
+    assert not (out / "site-packages" / "other").exists()
+    assert json.loads((out / "microprune.json").read_text()) == report
+    run = subprocess.run([sys.executable, "-S", str(out / "app" / "app.py")], capture_output=True, text=True,
+                         env={"PYTHONPATH": report["deps_out"], "PATH": os.environ["PATH"]}, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "hello X"
+    assert snapshot(app.parent) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["basic", "out"]   # nothing else written
+
+
+def test_prune_refuses_non_empty_out_without_force(tmp_path: Path) -> None:
+    app, deps = basic_app(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    refused = run_cli("prune", app, "--deps", deps, "--out", out)
+    assert refused.code == 1
+    assert "not empty" in refused.err and "--force" in refused.err
+    assert (out / "precious.txt").read_text() == "keep me"
+    forced = run_cli("prune", app, "--deps", deps, "--out", out, "--force")
+    assert forced.code == 0, forced.err
+    assert not (out / "precious.txt").exists()
+    assert (out / "site-packages" / "greet" / "__init__.py").is_file()
+
+
+@pytest.mark.parametrize("where", ["app", "parent", "deps"])
+def test_prune_refuses_out_overlapping_input(tmp_path: Path, where: str) -> None:
+    app, deps = basic_app(tmp_path)
+    out = {"app": app, "parent": app.parent, "deps": deps / "sub"}[where]
+    before = snapshot(app.parent)
+    result = run_cli("prune", app, "--deps", deps, "--out", out, "--force")
+    assert result.code == 1
+    assert result.err.startswith("microprune: error: --out")
+    assert snapshot(app.parent) == before
+
+
+def test_out_inside_app_is_left_out_of_the_copy(tmp_path: Path) -> None:
+    app, deps = basic_app(tmp_path)
+    out = app / "dist" / "pruned"
+    first = run_cli("prune", app, "--deps", deps, "--out", out)
+    assert first.code == 0, first.err
+    again = run_cli("prune", app, "--deps", deps, "--out", out, "--force")
+    assert again.code == 0, again.err
+    assert not (out / "app" / "dist").exists()
+
+
+def test_why_distribution_module_file_and_nothing(tmp_path: Path) -> None:
+    app, deps = basic_app(tmp_path)
+    dist = run_cli("why", app, "greet", "--deps", deps)
+    assert dist.code == 0 and "greet is kept" in dist.out
+    assert "app.py:1 (app): import greet -> greet/__init__.py (deps)" in dist.out
+    module = run_cli("why", app, "greet.core", "--deps", deps, "--format", "json").json()
+    assert module["kept"] is True and (module["path"], module["root"]) == ("greet/core.py", "deps")
+    assert [step["from"] for step in module["chain"]] == [None, "app.py", "greet/__init__.py"]
+    assert module["chain"][-1]["line"] == 1
+    unused = run_cli("why", app, "other", "--deps", deps)
+    assert unused.code == 0 and "nothing keeps it" in unused.out and "unused-distribution" in unused.out
+    missing = run_cli("why", app, "no_such_thing", "--deps", deps)
+    assert missing.code == 1 and "no distribution, module or file" in missing.out
+
+
+def test_keep_pattern_and_config_file(tmp_path: Path) -> None:
+    app, deps = basic_app(tmp_path)
+    (app / "pyproject.toml").write_text('[tool.microprune]\nentry = ["app.py"]\nkeep = ["other"]\ndeps = "../deps"\n')
+    report = run_cli("analyze", app, "--format", "json").json()
+    rows = {r["name"]: r for r in report["distributions"]}
+    assert rows["other"]["used"] is True
+    assert report["entries"][0]["origin"] == "--entry"  # config entries are passed as if given as flags
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--deps", "/nonexistent/deps"], "does not exist"),
+    (["--entry", "nope.py"], "no such file"),
+    (["--entry", "no.such.module"], "not a file in the app"),
+    (["--python-version", "2.7"], "not a Python 3 version"),
+    (["--language", "cobol"], "unknown language"),
+])
+def test_usage_errors_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    app, deps = basic_app(tmp_path)
+    full = ["analyze", app, *(["--deps", deps] if "--deps" not in args else []), *args]
+    result = run_cli(*full)
+    assert result.code == 2, (result.code, result.err)
+    assert message in result.err
+    assert_no_traceback(result)
+
+
+def test_no_deps_and_no_venv_is_a_usage_error(tmp_path: Path) -> None:
+    app, _ = basic_app(tmp_path)
+    result = run_cli("analyze", app)
+    assert result.code == 2
+    assert "--deps" in result.err
+
+
+def test_venv_inside_app_is_found_and_not_copied(tmp_path: Path) -> None:
+    app, deps = basic_app(tmp_path)
+    site = app / ".venv" / "lib" / "python3.11" / "site-packages"
+    site.parent.mkdir(parents=True)
+    shutil.copytree(deps, site)
+    (app / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\nversion_info = 3.11.7\n")
+    out = tmp_path / "out"
+    result = run_cli("prune", app, "--out", out, "--format", "json")
+    assert result.code == 0, result.err
+    report = result.json()
+    assert report["target"]["python_version_source"] == "pyvenv.cfg"
+    assert not (out / "app" / ".venv").exists()
+    assert (out / "site-packages" / "greet" / "core.py").is_file()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[tool.microprune]\nentrypoint = 'x'\n", "unknown key(s) entrypoint"),
+    ("[tool.microprune\n", "cannot read"),
+    ("[tool.microprune]\nkeep = 3\n", "keep must be"),
+])
+def test_bad_config_is_a_usage_error(tmp_path: Path, text: str, message: str) -> None:
+    app, deps = basic_app(tmp_path)
+    (app / "pyproject.toml").write_text(text)
+    result = run_cli("analyze", app, "--deps", deps)
+    assert result.code == 2
+    assert message in result.err
+    assert_no_traceback(result)
