@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,17 +54,36 @@ def check_out_dir(out: Path, app_dir: Path, deps_dir: Path | None, force: bool) 
 
 def write_tree(plan: PrunePlan, inventory: Inventory, layout: Layout, out: Path,
                report: dict[str, Any]) -> Written:
+    try:
+        return _write_tree(plan, inventory, layout, out, report)
+    except OutputError:
+        raise
+    except OSError as err:
+        raise OutputError(f"cannot write {display(out)}: {err.strerror or err}") from err
+
+
+def _write_tree(plan: PrunePlan, inventory: Inventory, layout: Layout, out: Path,
+                report: dict[str, Any]) -> Written:
     targets = {"app": layout.app_dir, "deps": layout.deps_dir}
     written = Written(out, out / layout.app_dir, out / layout.deps_dir)
     with _staging(out) as stage:
         for sub in {layout.app_dir, layout.deps_dir}:
             (stage / sub).mkdir(parents=True, exist_ok=True)
         for decision in plan.kept():
-            _place(inventory, decision.path, stage, targets)
+            _guarded(lambda: _place(inventory, decision.path, stage, targets), decision.path)
         for link in plan.dir_links:
-            _place_link(inventory, link, inventory.dir_links[link], stage, targets)
-        (stage / MARKER).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            _guarded(lambda: _place_link(inventory, link, inventory.dir_links[link], stage, targets), link)
+        _guarded(lambda: (stage / MARKER).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n",
+                                                     encoding="utf-8"), stage / MARKER)
     return written
+
+
+def _guarded(action: Callable[[], object], path: Path) -> None:
+    """An OS error while copying is the user's to fix: say which file, then clean up."""
+    try:
+        action()
+    except OSError as err:
+        raise OutputError(f"cannot copy {display(path)}: {err.strerror or err}; nothing was written") from err
 
 
 @contextmanager

@@ -27,7 +27,8 @@ def run_cli(*args: str | os.PathLike[str], cwd: Path | None = None, timeout: flo
             user: str | None = None) -> Result:
     command = [sys.executable, "-m", "microprune", *map(str, args)]
     if user is not None:
-        command = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *command]
+        uid = {"nobody": 65534}.get(user, user)
+        command = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *command]
     proc = subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=timeout,
                           env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}, errors="replace")
     return Result(proc.returncode, proc.stdout, proc.stderr)

@@ -1,0 +1,175 @@
+"""Hostile and broken input: a warning with file and line or a one-line error, never a
+traceback, never a hang, nothing read or written outside APP, the deps and OUT."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cli.helpers import assert_no_traceback, basic_app, run_cli, snapshot
+
+
+def warnings_of(report: dict) -> list[tuple[str, str | None]]:  # type: ignore[type-arg]
+    return [(w["code"], w["file"]) for w in report["warnings"]]
+
+
+def test_symlinks_out_of_the_tree_are_never_followed_or_copied(tmp_path: Path) -> None:
+    app, deps = basic_app(tmp_path)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET-CONTENT-7f3a")
+    os.symlink(secret, deps / "greet" / "leak.txt")               # file link out
+    os.symlink("/", deps / "greet" / "rootdir")                    # directory link out
+    os.symlink("loop_b", deps / "greet" / "loop_a")                # a loop
+    os.symlink("loop_a", deps / "greet" / "loop_b")
+    os.symlink("core.py", deps / "greet" / "alias.py")             # a link inside: kept as a link
+    (app / "app.py").write_text("import greet\nimport greet.alias\nprint(greet.hello())\n")
+    before = snapshot(tmp_path)
+    out = tmp_path / "out"
+    result = run_cli("prune", app, "--deps", deps, "--out", out, "--format", "json")
+    assert result.code == 0, result.err
+    codes = {(code, Path(file).name) for code, file in warnings_of(result.json()) if file}
+    assert {("symlink-outside", n) for n in ("leak.txt", "rootdir", "loop_a", "loop_b")} <= codes
+    pruned = out / "site-packages" / "greet"
+    for name in ("leak.txt", "rootdir", "loop_a", "loop_b"):
+        assert not os.path.lexists(pruned / name)
+    assert (pruned / "alias.py").is_symlink() and os.readlink(pruned / "alias.py") == "core.py"
+    assert "SECRET-CONTENT-7f3a" not in "".join(p.read_text(errors="replace") for p in out.rglob("*") if p.is_file())
+    after = snapshot(tmp_path)
+    assert {k: v for k, v in after.items() if k in before} == before     # the input is untouched
+
+
+def test_names_that_are_not_utf8(tmp_path: Path) -> None:
+    app, deps = basic_app(tmp_path)
+    odd = os.fsdecode(b"caf\xe9-data.txt")
+    (deps / "greet" / odd).write_text("data next to a kept module")
+    (app / os.fsdecode(b"\xff\xfe.cfg")).write_text("app file")
+    out = tmp_path / "out"
+    for fmt in ("text", "json"):
+        result = run_cli("prune", app, "--deps", deps, "--out", out, "--force", "--format", fmt)
+        assert result.code == 0, result.err
+        assert_no_traceback(result)
+        if fmt == "text":
+            assert result.err == "" or "Traceback" not in result.err
+    assert (out / "site-packages" / "greet" / odd).read_text() == "data next to a kept module"
+    assert (out / "app" / os.fsdecode(b"\xff\xfe.cfg")).is_file()
+    assert "caf\\\\xe9-data.txt" in result.out      # shown with the byte escaped, JSON-escaped
+
+
+def test_fifo_named_like_a_module_does_not_hang(tmp_path: Path) -> None:
+    app, deps = basic_app(tmp_path)
+    os.mkfifo(deps / "greet" / "pipe.py")
+    os.mkfifo(app / "fifo.py")
+    (app / "app.py").write_text("import greet\nimport greet.pipe\nimport fifo\n")
+    result = run_cli("prune", app, "--deps", deps, "--out", tmp_path / "out", "--format", "json", timeout=60)
+    assert result.code == 0, result.err
+    special = {Path(f).name for code, f in warnings_of(result.json()) if code == "special-file"}
+    assert special == {"pipe.py", "fifo.py"}
+    assert not (tmp_path / "out" / "app" / "fifo.py").exists()
+
+
+def test_syntax_errors_and_binary_junk_are_warnings_with_lines(tmp_path: Path) -> None:
+    app, deps = basic_app(tmp_path)
+    (app / "app.py").write_text("import greet\nimport helper\nimport junk\n")
+    (app / "helper.py").write_text("import greet.helpers\n\ndef broken(:\n    pass\n")
+    (app / "junk.py").write_bytes(b"\x00\x01\x02\xff\xfe binary \x00 junk")
+    (deps / "greet" / "newer.py").write_text("import greet.unused\ntype Alias = list[int]\n")
+    (deps / "greet" / "__init__.py").write_text("from .core import hello\nfrom . import newer\n")
+    result = run_cli("analyze", app, "--deps", deps, "--format", "json")
+    assert result.code == 0, result.err
+    report = result.json()
+    syntax = {(Path(w["file"]).name, w["line"]) for w in report["warnings"] if w["code"] == "syntax"}
+    assert ("helper.py", 3) in syntax
+    assert any(name == "junk.py" for name, _ in syntax)
+    kept = {f["path"] for f in report["files"] if f["keep"] and f["root"] == "deps"}
+    # imports after syntax the host cannot parse are still found
+    assert {"greet/helpers.py", "greet/newer.py", "greet/unused.py"} <= kept
+
+
+def test_broken_dist_info_is_a_warning(tmp_path: Path) -> None:
+    app, deps = basic_app(tmp_path)
+    info = deps / "greet-1.0.dist-info"
+    (info / "METADATA").unlink()
+    (info / "RECORD").write_bytes(b"\x00\xff garbage,\n\"unterminated")
+    (deps / "other-2.0.dist-info" / "METADATA").write_text("this is not metadata\n")
+    (deps / "other-2.0.dist-info" / "entry_points.txt").write_text("[broken\nx = = y")
+    result = run_cli("analyze", app, "--deps", deps, "--format", "json")
+    assert result.code == 0, result.err
+    report = result.json()
+    broken = sorted(Path(w["file"]).name for w in report["warnings"] if w["code"] == "broken-metadata")
+    assert broken == ["METADATA", "METADATA", "entry_points.txt"]
+    names = {r["name"] for r in report["distributions"]}
+    assert {"greet", "other"} <= names          # named from the directory when metadata fails
+
+
+@pytest.fixture
+def world_readable_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="microprune-nobody-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
+def test_unreadable_files_and_dirs_as_an_unprivileged_user(world_readable_dir: Path) -> None:
+    app, deps = basic_app(world_readable_dir)
+    for path in [world_readable_dir, *world_readable_dir.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    (deps / "greet" / "helpers.py").chmod(0o000)          # imported: cannot be read
+    locked = deps / "greet" / "locked"
+    locked.mkdir()
+    locked.chmod(0o000)                                    # cannot be listed
+    out = world_readable_dir / "out"
+    out.mkdir()
+    out.chmod(0o777)
+    result = run_cli("analyze", app, "--deps", deps, "--format", "json", user="nobody")
+    assert result.code == 0, result.err
+    codes = {(w["code"], Path(w["file"]).name) for w in result.json()["warnings"] if w["file"]}
+    assert ("unreadable", "helpers.py") in codes
+    assert ("unreadable-dir", "locked") in codes
+    pruned = run_cli("prune", app, "--deps", deps, "--out", out / "tree", user="nobody")
+    assert pruned.code == 1
+    assert pruned.err.startswith("microprune: error:") and "helpers.py" in pruned.err
+    assert not (out / "tree").exists() and list(out.iterdir()) == []
+
+
+def _big_deps(root: Path, files: int = 3000, size: int = 40_000) -> tuple[Path, Path]:
+    app, deps = root / "app", root / "deps"
+    app.mkdir(parents=True)
+    (app / "app.py").write_text("import big\n")
+    package = deps / "big"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    blob = os.urandom(size)
+    for i in range(files):
+        (package / f"data_{i:05d}.bin").write_bytes(blob)
+    return app, deps
+
+
+@pytest.mark.parametrize("delay", [0.4, 0.9, 1.6])
+def test_interrupted_prune_leaves_no_half_written_out(tmp_path: Path, delay: float) -> None:
+    app, deps = _big_deps(tmp_path / "in")
+    out = tmp_path / "dest" / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "microprune", "prune", str(app), "--deps", str(deps),
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode in (0, 130), err
+    assert "Traceback" not in err
+    leftovers = [p.name for p in out.parent.iterdir() if p.name != "out"] if out.parent.exists() else []
+    assert leftovers == []
+    if proc.returncode == 130:
+        assert not out.exists()
+    else:                                   # finished before the signal: then complete
+        assert (out / "microprune.json").is_file()
+        assert len(list((out / "site-packages" / "big").iterdir())) == 3001
