@@ -21,7 +21,8 @@ given). At exit each process appends its paths to OUTFILE, one per line, in a
 single O_APPEND write, so forked children (gunicorn workers inherit the hook
 and the atexit handler) and their parent merge into one file. Read it back with
 `load(OUTFILE)`. A process killed by a signal it does not handle (SIGKILL)
-records nothing, so stop servers with SIGTERM or SIGINT.
+records nothing; SIGTERM, when the program leaves it at its default, is made
+a normal exit (status 143) so that the paths are written.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from __future__ import annotations
 import atexit
 import os
 import runpy
+import signal
 import sys
 
 _seen: set[str] = set()
@@ -143,11 +145,20 @@ def _run(target: list[str]) -> None:
         runpy.run_path(script, run_name="__main__")
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    sys.exit(128 + signum)
+
+
 def main(argv: list[str]) -> None:
     global _under
     outfile, under, target = _parse(argv)
     _under = tuple(under)
     atexit.register(dump, outfile)
+    # SIGTERM's default action skips atexit. Servers that take SIGTERM over and
+    # re-raise it once stopped (uvicorn) restore this handler first, so they exit
+    # through it too.
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     sys.addaudithook(_hook)
     _run(target)
 

@@ -95,3 +95,38 @@ def _vaddr_to_offset(vaddr: int, loads: list[tuple[int, int, int]]) -> int:
         if start <= vaddr < start + size:
             return vaddr - start + offset
     return vaddr
+
+
+def section(data: bytes, wanted: str) -> bytes | None:
+    """The bytes of one section by name (e.g. ".rodata"), or None."""
+    try:
+        return _section(data, wanted)
+    except (struct.error, IndexError, ValueError):
+        return None
+
+
+def _section(data: bytes, wanted: str) -> bytes | None:
+    if not is_elf(data) or len(data) < 64:
+        return None
+    is64 = data[4] == 2
+    endian = "<" if data[5] == 1 else ">"
+    if is64:
+        shoff, = struct.unpack_from(endian + "Q", data, 0x28)
+        shentsize, shnum, shstrndx = struct.unpack_from(endian + "HHH", data, 0x3A)
+        sh_fmt = endian + "IIQQQQIIQQ"
+    else:
+        shoff, = struct.unpack_from(endian + "I", data, 0x20)
+        shentsize, shnum, shstrndx = struct.unpack_from(endian + "HHH", data, 0x2E)
+        sh_fmt = endian + "IIIIIIIIII"
+    if not shoff or shnum == 0 or shstrndx >= shnum:
+        return None
+    headers = [struct.unpack_from(sh_fmt, data, shoff + i * shentsize) for i in range(min(shnum, 4096))]
+    names = headers[shstrndx]
+    names_offset = names[4]
+    for header in headers:
+        start = names_offset + header[0]
+        name = data[start:data.index(b"\0", start)].decode("ascii", "replace")
+        if name == wanted:
+            offset, size = header[4], header[5]
+            return data[offset:offset + size]
+    return None

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from microprune.analyzer import Layout, Request
-from microprune.elf import is_elf, read_dynamic
+from microprune.elf import is_elf, read_dynamic, section
 from microprune.inventory import Inventory, WalkRules, take_inventory
 from microprune.model import (Diagnostic, Edge, Entry, External, Package, Reason, Ref, Resolution, Resolved, Scan,
                               Unresolved)
@@ -38,7 +38,7 @@ class PythonAnalyzer:
         markers = ("pyproject.toml", "setup.py", "setup.cfg", "requirements.txt", "Pipfile", "__main__.py")
         if any((app_dir / m).is_file() for m in markers):
             return True
-        return any(app_dir.glob("*.py"))
+        return any(app_dir.glob("*.py")) or any(app_dir.glob("*/*.py"))
 
     def open(self, request: Request) -> PythonSession:
         return PythonSession(request)
@@ -71,6 +71,7 @@ class PythonSession:
         self.hints = load_hints()
         self._dists_emitted: set[str] = set()
         self._data_cache: dict[Path, list[Path]] = {}
+        self._data_dirs_emitted: set[Path] = set()
 
     # -- setting up --------------------------------------------------------------------
     def _take_inventory(self, venv_in_app: Path | None) -> Inventory:
@@ -135,7 +136,8 @@ class PythonSession:
     # -- Session protocol: scanning and resolving --------------------------------------
     def wants_scan(self, path: Path) -> bool:
         name = path.name
-        return name.endswith((".py", ".pyw", ".pth")) or (name.endswith(".so") or ".so." in name)
+        # .pyi files are kept only as lazy_loader stubs, which decide what it imports.
+        return name.endswith((".py", ".pyw", ".pth", ".pyi")) or (name.endswith(".so") or ".so." in name)
 
     def scan(self, path: Path, data: bytes) -> Scan:
         if path.name.endswith(".pth"):
@@ -156,7 +158,8 @@ class PythonSession:
         dynamic = read_dynamic(data)
         refs = [Ref(0, "needed", lib, names=dynamic.rpath) for lib in dynamic.needed]
         if self.finder.is_module_file(path):        # an extension module: it may import by name
-            refs.extend(scan_extension(data).refs)
+            # Module names are C string literals: .rodata is a tenth of the file or less.
+            refs.extend(scan_extension(section(data, ".rodata") or data).refs)
         return Scan(refs=tuple(refs))
 
     def resolve(self, ref: Ref, importer: Path) -> Resolution:
@@ -168,6 +171,8 @@ class PythonSession:
     def _absolute(self, ref: Ref, importer: Path) -> str | None:
         if not ref.level:
             return ref.target
+        if importer.suffix == ".pyi":            # a stub speaks for the module beside it
+            importer = importer.with_suffix(".py")
         package = self.finder.package_of(importer)
         if package is None:
             return None
@@ -271,6 +276,8 @@ class PythonSession:
         return edges
 
     def _resolve_submodule_names(self, ref: Ref, importer: Path) -> Resolution:
+        if ref.kind == "lazy-submodules" and self.finder.strip_suffix(importer.name) != "__init__":
+            return Unresolved("lazy submodules come from a package __init__ only")
         package_name = self.finder.package_of(importer)
         package = self.finder.find(package_name) if package_name else None
         if not isinstance(package, Module) or not package.is_package:
@@ -332,7 +339,9 @@ class PythonSession:
             edges.extend(self._distribution_edges(dist))
         if self.finder.is_module_file(path):
             edges.extend(self._package_edges(path))
-            edges.extend(Edge(p, Reason.DATA) for p in self._package_data(path.parent))
+            if path.parent not in self._data_dirs_emitted:      # once per directory, not per module
+                self._data_dirs_emitted.add(path.parent)
+                edges.extend(Edge(p, Reason.DATA) for p in self._package_data(path.parent))
             name = self.finder.module_name(path)
             if name:
                 edges.extend(self._hint_edges(name))
@@ -340,19 +349,16 @@ class PythonSession:
 
     def _distribution_edges(self, dist: Distribution) -> list[Edge]:
         edges = [Edge(p, Reason.METADATA, dist.name) for p in self.inventory.walk_files(dist.info_dir)]
-        for file in sorted(dist.files):
-            top = file.relative_to(self.deps_root).parts[0] if self.deps_root else ""
-            if top.endswith(".libs"):
-                edges.append(Edge(file, Reason.NATIVE, f"{top}/ of {dist.name}"))
-            elif file.parent == self.deps_root and file.suffix == ".pth":
-                edges.append(Edge(file, Reason.PTH, dist.name))
+        # Every file of <dist>.libs/: loaded through RPATH, invisible to the import system.
+        edges.extend(Edge(p, Reason.NATIVE, f"{p.parent.name}/ of {dist.name}") for p in dist.native_libs)
+        edges.extend(Edge(p, Reason.PTH, dist.name) for p in dist.pth_files)
         return edges
 
     def _package_edges(self, path: Path) -> list[Edge]:
         edges = []
         directory = path.parent
         while self.deps_root is not None and directory != self.deps_root and is_within(directory, self.deps_root):
-            init = self.finder._first_file(directory / "__init__")
+            init = self.finder._first_file(directory, "__init__")
             if init is not None and init != path:
                 edges.append(Edge(init, Reason.PACKAGE))
             directory = directory.parent

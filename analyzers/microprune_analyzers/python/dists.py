@@ -10,6 +10,7 @@ import configparser
 import csv
 import email.parser
 import io
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,8 @@ class Distribution:
     version: str
     info_dir: Path
     files: set[Path] = field(default_factory=set)          # from RECORD, inside site-packages
+    native_libs: tuple[Path, ...] = ()                      # files under <top>.libs/ (auditwheel)
+    pth_files: tuple[Path, ...] = ()                        # .pth files at the top of site-packages
     top_level: tuple[str, ...] = ()
     entry_points: tuple[EntryPoint, ...] = ()
 
@@ -101,9 +104,23 @@ def _read_distribution(inventory: Inventory, site: Path, info_dir: Path, diagnos
     version = headers.get("Version") or fallback_version
     dist = Distribution(name=name.strip(), version=version.strip(), info_dir=info_dir)
     dist.files = _read_record(inventory, site, info_dir, diagnostics)
+    dist.native_libs, dist.pth_files = _special_files(dist.files, site)
     dist.top_level = tuple(_read_lines(inventory, info_dir / "top_level.txt"))
     dist.entry_points = _read_entry_points(inventory, info_dir / "entry_points.txt", diagnostics)
     return dist
+
+
+def _special_files(files: set[Path], site: Path) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
+    libs, pth = [], []
+    prefix = len(str(site)) + 1
+    for file in files:
+        relative = str(file)[prefix:]
+        top, _, rest = relative.partition(os.sep)
+        if rest and top.endswith(".libs"):
+            libs.append(file)
+        elif not rest and relative.endswith(".pth"):
+            pth.append(file)
+    return tuple(sorted(libs)), tuple(sorted(pth))
 
 
 def _read_text(inventory: Inventory, path: Path) -> str | None:
@@ -144,12 +161,14 @@ def _read_record(inventory: Inventory, site: Path, info_dir: Path, diagnostics: 
     except csv.Error as err:
         diagnostics.append(Diagnostic("broken-metadata", f"RECORD is not valid CSV ({err})", info_dir / "RECORD"))
         return set()
+    base_text, site_text = str(base), str(site) + os.sep
     for row in rows:
         if not row or not row[0]:
             continue
-        path = normalise(base / row[0])
-        if is_within(path, site):          # RECORD also lists ../../bin/scripts: not ours
-            files.add(path)
+        # String ops, not pathlib: botocore's RECORD alone has thousands of rows.
+        text = os.path.normpath(os.path.join(base_text, row[0]))
+        if text.startswith(site_text):     # RECORD also lists ../../bin/scripts: not ours
+            files.add(Path(text))
     return files
 
 

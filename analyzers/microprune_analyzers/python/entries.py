@@ -52,17 +52,23 @@ class EntryFinder:
             return self._script(spec, origin)
         if self.inventory.is_file(self.app_root / spec):
             return self._script(spec, origin)
+        # A console script first: `gunicorn` in a Procfile runs the script, not the package.
+        if spec in self.scripts:
+            return self._console_script(spec, origin)
         match = _MODULE_SPEC.match(spec)
         if match:
-            module_entry = self._module(match.group(1), spec, origin)
-            if module_entry is not None:
-                return module_entry
-        if spec in self.scripts:
-            ep = self.scripts[spec]
-            target = self._module(ep.module, spec, origin)
-            if target is not None:
-                return Entry(spec, "console-script", origin, target.files)
+            return self._module(match.group(1), spec, origin)
         return None
+
+    def _console_script(self, spec: str, origin: str) -> Entry | None:
+        ep = self.scripts[spec]
+        target = self._module(ep.module, spec, origin)
+        if target is None:
+            return None
+        # In an image the script's bin/ wrapper is gone: it runs as `python -m <package>`.
+        runner = self._module(ep.module.split(".")[0], spec, origin)
+        files = tuple(dict.fromkeys(target.files + (runner.files if runner else ())))
+        return Entry(spec, "console-script", origin, files)
 
     def _script(self, spec: str, origin: str) -> Entry:
         path = normalise(self.app_root / spec)

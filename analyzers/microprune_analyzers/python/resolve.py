@@ -41,10 +41,26 @@ class ModuleFinder:
         # FileFinder's order: extension modules, then source, then bytecode.
         self.module_suffixes = extension_suffixes + (".py", ".pyc")
         self._cache: dict[str, Module | str | None] = {}
+        self._names: dict[Path, str | None] = {}
+        self._listing: dict[Path, tuple[frozenset[str], frozenset[str]]] = {}
+
+    def _entries(self, directory: Path) -> tuple[frozenset[str], frozenset[str]]:
+        """(file names, directory names) of a directory, from the inventory, cached."""
+        listing = self._listing.get(directory)
+        if listing is None:
+            names = self.inventory.listdir(directory)
+            dirs = frozenset(n for n in names if self.inventory.is_dir(directory / n))
+            listing = self._listing[directory] = (frozenset(names) - dirs, dirs)
+        return listing
 
     # -- names of files ----------------------------------------------------------
     def module_name(self, path: Path) -> str | None:
         """The dotted name a file is imported as, or None if it is not a module."""
+        if path not in self._names:
+            self._names[path] = self._module_name(path)
+        return self._names[path]
+
+    def _module_name(self, path: Path) -> str | None:
         # The most specific root wins: the deps may sit inside the app (APP/.venv).
         roots = sorted([self.app_root, *self.deps_path], key=lambda r: len(r.parts), reverse=True)
         for root in roots:
@@ -125,25 +141,28 @@ class ModuleFinder:
     def _find_in(self, fullname: str, tail: str, dirs: tuple[Path, ...]) -> Module | None:
         portions: list[Path] = []
         for directory in dirs:
-            candidate = directory / tail
-            if self.inventory.is_dir(candidate):
-                init = self._first_file(candidate / "__init__")
+            files, subdirs = self._entries(directory)
+            if tail in subdirs:
+                candidate = directory / tail
+                init = self._first_file(candidate, "__init__")
                 if init is not None:
                     return Module(fullname, init, self._package_path(fullname, candidate, init, dirs))
-            module = self._first_file(directory / tail)
+            module = self._first_file(directory, tail, files)
             if module is not None:
                 return Module(fullname, module)
-            if self.inventory.is_dir(candidate):
-                portions.append(candidate)        # PEP 420 namespace portion
+            if tail in subdirs:
+                portions.append(directory / tail)        # PEP 420 namespace portion
         if portions:
             return Module(fullname, None, tuple(portions))
         return None
 
-    def _first_file(self, base: Path) -> Path | None:
+    def _first_file(self, directory: Path, stem: str, files: frozenset[str] | None = None) -> Path | None:
+        """directory/stem + the first module suffix that exists (FileFinder's order)."""
+        if files is None:
+            files = self._entries(directory)[0]
         for suffix in self.module_suffixes:
-            candidate = base.with_name(base.name + suffix)
-            if self.inventory.is_file(candidate):
-                return candidate
+            if stem + suffix in files:
+                return directory / (stem + suffix)
         return None
 
     def _package_path(self, fullname: str, directory: Path, init: Path, dirs: tuple[Path, ...]) -> tuple[Path, ...]:
@@ -151,7 +170,7 @@ class ModuleFinder:
         if init.suffix != ".py" or not self._is_pkgutil_namespace(init):
             return (directory,)
         tail = fullname.rpartition(".")[2]
-        spread = [d / tail for d in dirs if self.inventory.is_dir(d / tail)]
+        spread = [d / tail for d in dirs if tail in self._entries(d)[1]]
         return tuple(dict.fromkeys([directory, *spread]))
 
     def _is_pkgutil_namespace(self, init: Path) -> bool:

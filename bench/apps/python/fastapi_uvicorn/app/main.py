@@ -1,4 +1,6 @@
 """A small inventory API: FastAPI routes, pydantic models with validation, JSON in and out."""
+import asyncio
+import sys
 from datetime import datetime, timezone
 
 from fastapi import FastAPI, HTTPException
@@ -29,8 +31,11 @@ ITEMS: dict[int, Item] = {}
 
 
 @app.get("/health")
-def health() -> dict[str, str]:
-    return {"status": "ok"}
+async def health() -> dict[str, str]:
+    """Liveness, plus which event loop and HTTP parser the server runs on."""
+    loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
+    http = "httptools" if "uvicorn.protocols.http.httptools_impl" in sys.modules else "h11"
+    return {"status": "ok", "loop": loop, "http": http}
 
 
 @app.post("/items", response_model=Item, status_code=201)
