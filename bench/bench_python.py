@@ -380,8 +380,9 @@ def problem_lines(rows: list[dict]) -> list[str]:
             if r.get(key) and not (key == "smoke_pruned_error" and r.get("microprune_error")):
                 lines.append(f"- {r['app']}: {label} failed:\n    " + r[key].replace("\n", "\n    "))
         if r["missing_from_pruned"]:
-            lines.append(f"- {r['app']}: {len(r['missing_from_pruned'])} file(s) loaded at run time are "
-                         f"not in the pruned deps: " + ", ".join(r["missing_from_pruned"][:20]))
+            lines.append(f"- {r['app']}: {len(r['missing_from_pruned'])} file(s) loaded at run time "
+                         f"(on the full deps) are not in the pruned deps: "
+                         + ", ".join(r["missing_from_pruned"][:20]))
         if "sabotage" in r:
             s = r["sabotage"]
             outcome = "smoke failed as it should" if s["smoke_failed"] else "SMOKE DID NOT FAIL"

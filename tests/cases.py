@@ -10,6 +10,7 @@ case.toml keys (all optional):
   python_version  --python-version (default "3.11"; "" to test detection)
   deps            the deps directory inside the case (default "deps"; "" for none)
   language        --language
+  exercises_hint  the hint (its `when`, or a [[virtual]] name) this case covers
 
 expected.json: {"keep": ["app/<path>", "deps/<path>", ...] sorted,
                 "warnings": ["<code> <root>/<path>:<line>", ...] sorted (optional-import misses left out)}
@@ -48,7 +49,15 @@ def copy_case(case: Path, tmp_path: Path) -> Path:
     return dest
 
 
-def actual_result(root: Path, options: dict[str, Any]) -> dict[str, list[str]]:
+def actual_result(root: Path, options: dict[str, Any], use_hints: bool = True) -> dict[str, list[str]]:
+    analysis = analyze_case(root, options, use_hints)
+    roots = analysis.session.inventory.roots
+    keep = sorted(f"{d.root}/{d.path.relative_to(roots[d.root]).as_posix()}" for d in analysis.plan.decisions if d.keep)
+    warnings = sorted(_warning(w, root) for w in analysis.plan.diagnostics if w.code != "unresolved-optional")
+    return {"keep": keep, "warnings": warnings}
+
+
+def analyze_case(root: Path, options: dict[str, Any], use_hints: bool = True) -> Any:
     deps_name = options.get("deps", "deps")
     request = Request(
         app_dir=root / "app",
@@ -56,12 +65,9 @@ def actual_result(root: Path, options: dict[str, Any]) -> dict[str, list[str]]:
         entries=tuple(options.get("entries", ())),
         keep=tuple(options.get("keep", ())),
         target_version=options.get("python_version", "3.11") or None,   # pinned unless a case tests detection
+        options={"use_hints": use_hints},
     )
-    analysis = analyze(request, options.get("language"))
-    roots = analysis.session.inventory.roots
-    keep = sorted(f"{d.root}/{d.path.relative_to(roots[d.root]).as_posix()}" for d in analysis.plan.decisions if d.keep)
-    warnings = sorted(_warning(w, root) for w in analysis.plan.diagnostics if w.code != "unresolved-optional")
-    return {"keep": keep, "warnings": warnings}
+    return analyze(request, options.get("language"))
 
 
 def _warning(diagnostic: Any, root: Path) -> str:

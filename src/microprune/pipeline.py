@@ -56,7 +56,10 @@ def prune(request: Request, out: Path, force: bool,
     if analysis.session.deps_root is not None:
         check_out_dir(out, analysis.session.app_root, analysis.session.deps_root, force)
     layout = analysis.session.layout
-    extra = {"app_out": display(out / layout.app_dir), "deps_out": display(out / layout.deps_dir)}
+    app_out, deps_out = display(out / layout.app_dir), display(out / layout.deps_dir)
+    runs = [{"entry": e.spec, "command": analysis.session.run_command(e, app_out, deps_out)}
+            for e in analysis.entries]
+    extra = {"app_out": app_out, "deps_out": deps_out, "run": runs}
     report = analysis.report("prune", extra)
     written = write_tree(analysis.plan, analysis.session.inventory, layout, out, report)
     return analysis, written, report

@@ -97,9 +97,9 @@ def render_text(report: dict[str, Any]) -> str:
     if report.get("app_out"):
         lines.append(f"wrote app to  {report['app_out']}")
         lines.append(f"wrote deps to {report['deps_out']}")
-        lines.append(f"run it with:  PYTHONPATH={report['deps_out']} python {report['app_out']}/<entry>"
-                     if report["language"] == "python" else "")
-    return "\n".join(line for line in lines if line is not None) + "\n"
+        for run in report.get("run", []):
+            lines.append(f"run {run['entry']}: {run['command']}")
+    return "\n".join(lines) + "\n"
 
 
 def _headline(report: dict[str, Any]) -> str:
@@ -133,7 +133,8 @@ def _totals_lines(report: dict[str, Any]) -> list[str]:
         f"deps: keep {human_bytes(deps['kept_bytes'])} in {deps['kept_files']} files, "
         f"drop {human_bytes(deps['dropped_bytes'])} in {deps['dropped_files']} files{share}",
         f"app:  keep {human_bytes(app['kept_bytes'])} in {app['kept_files']} files, "
-        f"drop {human_bytes(app['dropped_bytes'])} in {app['dropped_files']} files (bytecode caches, VCS)",
+        f"drop {human_bytes(app['dropped_bytes'])} in {app['dropped_files']} files"
+        + (" (bytecode)" if app["dropped_files"] else ""),
     ]
 
 

@@ -14,6 +14,9 @@ from .analyzer import Session
 from .model import Diagnostic, Edge, Entry, External, Parent, Provenance, Reason, Resolved, Unresolved
 
 MAX_PARENTS = 16        # enough for `why`; a popular module has hundreds of importers
+# Kept because something *may* load it (a name in a string, a prefix, a hint): edges of
+# these kinds never make a file certain.
+SPECULATIVE_REASONS = frozenset({Reason.STRING, Reason.DYNAMIC, Reason.HINT, Reason.PLUGIN, Reason.KEEP})
 
 
 @dataclass
@@ -24,6 +27,9 @@ class Trace:
     externals: set[str] = field(default_factory=set)        # e.g. stdlib modules reached
     diagnostics: list[Diagnostic] = field(default_factory=list)
     parent_counts: dict[Path, int] = field(default_factory=dict)
+    # Files an entry reaches through unconditional imports only: a missing import in
+    # one of them breaks the app; anywhere else it breaks only the path that loads it.
+    certain: set[Path] = field(default_factory=set)
 
 
 class _Tracer:
@@ -32,12 +38,21 @@ class _Tracer:
         self.inventory = session.inventory
         self.trace = Trace(entries=entries)
         self.queue: deque[Path] = deque()
+        self.children: dict[Path, list[Path]] = {}      # certain-preserving edges only
 
-    def emit(self, edge: Edge, parent: Parent) -> None:
+    def emit(self, edge: Edge, parent: Parent, firm: bool = True) -> None:
+        """Keep edge.path. ``firm``: the edge holds whenever its parent runs (not optional)."""
         path = self.inventory.canonical(edge.path)
         if path not in self.inventory.files:
             return
         self._keep_dir_links(edge.path)
+        if firm and edge.reason not in SPECULATIVE_REASONS:
+            if parent.path is None:
+                self._make_certain(path)
+            else:
+                self.children.setdefault(parent.path, []).append(path)
+                if parent.path in self.trace.certain:
+                    self._make_certain(path)
         prov = self.trace.kept.get(path)
         if prov is None:
             prov = self.trace.kept[path] = Provenance(order=len(self.trace.kept))
@@ -47,6 +62,14 @@ class _Tracer:
         if count < MAX_PARENTS:
             prov.parents.append(parent)
         self.trace.parent_counts[path] = count + 1
+
+    def _make_certain(self, path: Path) -> None:
+        stack = [path]
+        while stack:
+            current = stack.pop()
+            if current not in self.trace.certain:
+                self.trace.certain.add(current)
+                stack.extend(self.children.get(current, ()))
 
     def _keep_dir_links(self, path: Path) -> None:
         if not self.inventory.dir_links:
@@ -77,7 +100,8 @@ class _Tracer:
             result = self.session.resolve(ref, path)
             if isinstance(result, Resolved):
                 for edge in result.edges:
-                    self.emit(edge, Parent(path, ref.line, edge.reason, edge.detail or ref.target))
+                    self.emit(edge, Parent(path, ref.line, edge.reason, edge.detail or ref.target),
+                              firm=not (ref.optional or ref.speculative))
             elif isinstance(result, External):
                 self.trace.externals.add(result.name)
             elif isinstance(result, Unresolved) and not ref.speculative:
@@ -87,7 +111,13 @@ class _Tracer:
     def run(self) -> Trace:
         while self.queue:
             self.process(self.queue.popleft())
+        self.trace.diagnostics = [self._soften(d) for d in self.trace.diagnostics]
         return self.trace
+
+    def _soften(self, diagnostic: Diagnostic) -> Diagnostic:
+        if diagnostic.code == "unresolved" and diagnostic.path not in self.trace.certain:
+            return Diagnostic("unresolved-optional", diagnostic.message, diagnostic.path, diagnostic.line)
+        return diagnostic
 
 
 def trace_app(session: Session, entries: list[Entry], keep: tuple[str, ...] = ()) -> Trace:

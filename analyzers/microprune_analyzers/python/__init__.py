@@ -1,8 +1,8 @@
 """The Python analyzer: imports, data, metadata and native libraries an app reaches."""
 from __future__ import annotations
 
-import fnmatch
 import re
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,7 +18,7 @@ from microprune.paths import display, is_within, normalise
 from . import env
 from .dists import SCRIPT_GROUPS, DistIndex, Distribution, canonical_name, index_distributions
 from .entries import EntryFinder
-from .hints import Hint, load_hints
+from .hints import Hint, load_hints, load_virtuals
 from .resolve import EXTERNAL, Module, ModuleFinder
 from .scan import check_syntax, scan_extension, scan_source
 from .stdlib import runtime_modules
@@ -68,7 +68,9 @@ class PythonSession:
         deps_path = self._deps_search_path()
         self.finder = ModuleFinder(self.inventory, self.app_root, deps_path,
                                    self.target.extension_suffixes(), runtime_modules(self.version))
-        self.hints = load_hints()
+        use_hints = request.options.get("use_hints", True)
+        self.hints = load_hints() if use_hints else {}
+        self.virtuals = load_virtuals() if use_hints else {}
         self._dists_emitted: set[str] = set()
         self._data_cache: dict[Path, list[Path]] = {}
         self._data_dirs_emitted: set[Path] = set()
@@ -133,6 +135,24 @@ class PythonSession:
     def diagnostics(self) -> list[Diagnostic]:
         return list(self._diagnostics)
 
+    def run_command(self, entry: Entry, app_out: str, deps_out: str) -> str:
+        """How to start an entry from OUT with only the pruned deps visible (-S: no site-packages)."""
+        env = f"PYTHONPATH={shlex.quote(deps_out)}"
+        if entry.kind == "script":
+            return f"{env} python3 -S {shlex.quote(app_out + '/' + entry.spec)}"
+        module = entry.spec.split(":", 1)[0]
+        if entry.kind == "console-script":
+            module = self.scripts_module(entry.spec)
+            return f"cd {shlex.quote(app_out)} && {env} python3 -S -m {module}"
+        return f"cd {shlex.quote(app_out)} && {env} python3 -S -c 'import {module}'"
+
+    def scripts_module(self, name: str) -> str:
+        for dist in self.dists.dists:
+            for ep in dist.entry_points:
+                if ep.group in SCRIPT_GROUPS and ep.name == name:
+                    return ep.module.split(".")[0]
+        return name
+
     # -- Session protocol: scanning and resolving --------------------------------------
     def wants_scan(self, path: Path) -> bool:
         name = path.name
@@ -185,12 +205,23 @@ class PythonSession:
     def _module_edges(self, modules: Sequence[Module], reason: Reason, detail: str = "") -> list[Edge]:
         return [Edge(m.file, reason, detail) for m in modules if m.file is not None]
 
+    def _virtual(self, name: str) -> Resolution | None:
+        """six.moves and friends: created at run time by a provider module we keep instead."""
+        parts = name.split(".")
+        for cut in range(len(parts), 0, -1):
+            virtual = self.virtuals.get(".".join(parts[:cut]))
+            if virtual is not None:
+                chain = self.finder.chain(virtual.provider) if virtual.provider else []
+                edges = self._module_edges(chain if isinstance(chain, list) else [], Reason.HINT, virtual.why)
+                return Resolved(tuple(edges))
+        return None
+
     def _resolve_import(self, ref: Ref, importer: Path) -> Resolution:
         chain = self.finder.chain(ref.target)
         if chain == EXTERNAL:
             return self._external(ref.target)
         if not isinstance(chain, list):
-            return Unresolved(f"cannot resolve import {ref.target!r}")
+            return self._virtual(ref.target) or Unresolved(f"cannot resolve import {ref.target!r}")
         return Resolved(tuple(self._module_edges(chain, Reason.IMPORT)))
 
     def _resolve_from(self, ref: Ref, importer: Path) -> Resolution:
@@ -201,7 +232,7 @@ class PythonSession:
         if chain == EXTERNAL:
             return self._external(base)
         if not isinstance(chain, list):
-            return Unresolved(f"cannot resolve import {base!r}")
+            return self._virtual(base) or Unresolved(f"cannot resolve import {base!r}")
         edges = self._module_edges(chain, Reason.IMPORT)
         if chain[-1].is_package:
             for name in ref.names:       # `from pkg import sub`: sub may be a module

@@ -23,16 +23,38 @@ class Hint:
     distributions: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Virtual:
+    name: str          # the module (and its submodules) that only exist at run time
+    provider: str      # the module that creates them ("" for none: type-checking only)
+    why: str
+
+
+@lru_cache(maxsize=1)
+def _table() -> dict[str, list[dict[str, object]]]:
+    text = resources.files(__package__).joinpath("hints.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+@lru_cache(maxsize=1)
+def load_virtuals() -> dict[str, Virtual]:
+    found = {}
+    for raw in _table().get("virtual", []):
+        if set(raw) != {"name", "provider", "why"}:
+            raise ValueError(f"hints.toml: bad [[virtual]] {raw!r}")
+        found[str(raw["name"])] = Virtual(str(raw["name"]), str(raw["provider"]), str(raw["why"]))
+    return found
+
+
 @lru_cache(maxsize=1)
 def load_hints() -> dict[str, tuple[Hint, ...]]:
     """Hints keyed by the module whose being kept fires them."""
-    text = resources.files(__package__).joinpath("hints.toml").read_text(encoding="utf-8")
     table: dict[str, list[Hint]] = {}
-    for raw in tomllib.loads(text).get("hint", []):
+    for raw in _table().get("hint", []):
         unknown = set(raw) - _KNOWN_KEYS
         if unknown or "when" not in raw or "why" not in raw:
             raise ValueError(f"hints.toml: bad hint {raw!r} (unknown keys {sorted(unknown)})")
-        hint = Hint(raw["when"], raw["why"], tuple(raw.get("modules", ())), tuple(raw.get("files", ())),
-                    tuple(raw.get("distributions", ())))
+        hint = Hint(str(raw["when"]), str(raw["why"]), tuple(raw.get("modules", ())),  # type: ignore[arg-type]
+                    tuple(raw.get("files", ())), tuple(raw.get("distributions", ())))  # type: ignore[arg-type]
         table.setdefault(hint.when, []).append(hint)
     return {when: tuple(hints) for when, hints in table.items()}
