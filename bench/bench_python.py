@@ -401,6 +401,21 @@ def microprune_command(arg: str | None) -> list[str]:
     return [command]
 
 
+def describe_microprune(microprune: list[str]) -> dict:
+    """Which microprune was measured: its --version, and the git state of this checkout."""
+    def output(cmd: list[str]) -> str | None:
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    repo = ["git", "-C", str(BENCH_DIR.parent)]
+    status = output([*repo, "status", "--porcelain", "--", "src", "analyzers"])
+    return {"version": output([*microprune, "--version"]), "git_head": output([*repo, "rev-parse", "HEAD"]),
+            "git_dirty": None if status is None else bool(status)}
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -436,7 +451,8 @@ def main(argv: list[str]) -> int:
             for name in (args.app or all_app_names())]
     targets = evaluate_targets(rows)
     result = {"apps": {r["app"]: r for r in rows}, "targets": targets, "runs": args.runs,
-              "python": sys.version.split()[0], "lower_bound_target": LOWER_BOUND_TARGET}
+              "python": sys.version.split()[0], "lower_bound_target": LOWER_BOUND_TARGET,
+              "microprune": describe_microprune(microprune)}
     text = json.dumps(result, indent=2, sort_keys=True)
     if args.json_out:
         args.json_out.write_text(text + "\n")
@@ -445,6 +461,9 @@ def main(argv: list[str]) -> int:
     else:
         print(format_table(rows))
         print(format_details(rows, targets))
+        about = result["microprune"]
+        print(f"\nmicroprune: {about['version']} at {about['git_head']}"
+              + (" (uncommitted changes in src/ or analyzers/)" if about["git_dirty"] else ""))
     return 0 if targets["every app passes"]["pass"] else 1
 
 

@@ -71,6 +71,9 @@ def _write_tree(plan: PrunePlan, inventory: Inventory, layout: Layout, out: Path
             (stage / sub).mkdir(parents=True, exist_ok=True)
         for decision in plan.kept():
             _guarded(lambda: _place(inventory, decision.path, stage, targets), decision.path)
+        for directory in plan.kept_dirs:     # namespace packages without kept files
+            _guarded(lambda: _destination(inventory, directory, stage, targets).mkdir(parents=True, exist_ok=True),
+                     directory)
         for link in plan.dir_links:
             _guarded(lambda: _place_link(inventory, link, inventory.dir_links[link], stage, targets), link)
         _guarded(lambda: (stage / MARKER).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n",

@@ -22,6 +22,7 @@ from .errors import MicropruneError
 from .paths import display, normalise
 from .pipeline import analyze as run_analyze
 from .pipeline import prune as run_prune
+from .pipeline import trace_report as run_trace
 from .report import render_json, render_text, render_warnings
 from .why import render_why_text, why_report
 
@@ -176,6 +177,44 @@ def why(app: Path, name: str, deps: Path | None, entries: tuple[str, ...], keep:
         click.echo(render_why_text(report), nl=False)
     if not candidates:
         sys.exit(1)
+
+
+EPILOG_TRACE = """\b
+Examples:
+  microprune trace app.py --deps ./deps                 # the files app.py reaches
+  microprune trace main.py --deps ./deps:./vendor --format json
+"""
+
+
+@cli.command(epilog=EPILOG_TRACE)
+@click.argument("entries", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--deps", "deps_paths", multiple=True, metavar="DIR[:DIR...]",
+              help="Directories to search after the entries' own directory, in order. Repeatable.")
+@click.option("--base", type=click.Path(file_okay=False, path_type=Path),
+              help="The app's root (import root of the entries). Default: the first entry's directory.")
+@click.option("--python-version", metavar="X.Y", help="Target Python version.")
+@click.option("--language", type=str, default=None, help="Analyzer to use. Default: detected.")
+@format_option
+def trace(entries: tuple[Path, ...], deps_paths: tuple[str, ...], base: Path | None,
+          python_version: str | None, language: str | None, fmt: str) -> None:
+    """Print every file ENTRIES reach (and the imports that are missing). Changes nothing."""
+    base = normalise(base or entries[0].parent)
+    paths = [normalise(Path(p)) for d in deps_paths for p in str(d).split(os.pathsep) if p]
+    for path in paths:
+        if not path.is_dir():
+            raise click.BadParameter(f"{display(path)} is not a directory", param_hint="--deps")
+    specs = tuple(os.path.relpath(normalise(e), base) for e in entries)
+    request = Request(app_dir=base, deps=paths[0] if paths else None, entries=specs,
+                      target_version=python_version,
+                      options={"extra_paths": paths[1:], "deps_optional": True})
+    report = run_trace(request, language or ("python" if all(e.suffix == ".py" for e in entries) else None))
+    if fmt == "json":
+        click.echo(render_json(report), nl=False)
+    else:
+        click.echo("".join(f"{f}\n" for f in report["files"]), nl=False)
+        warnings = render_warnings(report)
+        if warnings:
+            click.echo(warnings, err=True, nl=False)
 
 
 def _raise_on_sigterm(signum: int, frame: Any) -> None:

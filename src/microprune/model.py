@@ -101,6 +101,8 @@ class External:
 @dataclass(frozen=True)
 class Unresolved:
     why: str
+    missing: tuple[str, ...] = ()    # names of the modules or files that are not there
+    edges: tuple[Edge, ...] = ()     # what was found on the way (`import pkg.gone` runs pkg)
 
 
 Resolution = Union[Resolved, External, Unresolved]

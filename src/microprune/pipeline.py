@@ -63,3 +63,26 @@ def prune(request: Request, out: Path, force: bool,
     report = analysis.report("prune", extra)
     written = write_tree(analysis.plan, analysis.session.inventory, layout, out, report)
     return analysis, written, report
+
+
+def trace_report(request: Request, language: str | None = None) -> dict[str, Any]:
+    """The files an app's entries reach, as sorted absolute paths, plus missing imports.
+
+    Directories that hold kept files are listed too: for a namespace package
+    (no __init__) the directory is all there is.
+    """
+    analysis = analyze(request, language)
+    roots = list(analysis.session.inventory.roots.values())
+    files = set(analysis.trace.kept) | analysis.trace.kept_dirs
+    directories = {parent for path in files for parent in path.parents
+                   if any(parent != root and root in parent.parents for root in roots)}
+    return {
+        "schema_version": 1,
+        "command": "trace",
+        "language": analysis.session.language,
+        "entries": [e.spec for e in analysis.entries],
+        "files": sorted(display(p) for p in files | directories),
+        "missing": sorted(analysis.trace.missing),
+        "warnings": [{"code": d.code, "message": d.message, "file": display(d.path) if d.path else None,
+                      "line": d.line} for d in analysis.plan.diagnostics],
+    }

@@ -70,6 +70,7 @@ class PrunePlan:
     app_totals: Totals
     deps_totals: Totals
     dir_links: list[Path]
+    kept_dirs: list[Path]
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
     def kept(self) -> list[Decision]:
@@ -96,6 +97,7 @@ def plan_prune(session: Session, trace: Trace) -> PrunePlan:
         packages=sorted(packages.values(), key=lambda p: p.name.lower()),
         totals=totals, app_totals=app_totals, deps_totals=deps_totals,
         dir_links=sorted(trace.dir_links),
+        kept_dirs=sorted(trace.kept_dirs),
         diagnostics=diagnostics,
     )
 

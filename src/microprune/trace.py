@@ -30,6 +30,8 @@ class Trace:
     # Files an entry reaches through unconditional imports only: a missing import in
     # one of them breaks the app; anywhere else it breaks only the path that loads it.
     certain: set[Path] = field(default_factory=set)
+    missing: set[str] = field(default_factory=set)        # names of unresolved imports
+    kept_dirs: set[Path] = field(default_factory=set)     # must exist even if empty (namespace packages)
 
 
 class _Tracer:
@@ -43,6 +45,9 @@ class _Tracer:
     def emit(self, edge: Edge, parent: Parent, firm: bool = True) -> None:
         """Keep edge.path. ``firm``: the edge holds whenever its parent runs (not optional)."""
         path = self.inventory.canonical(edge.path)
+        if path in self.inventory.dirs:
+            self.trace.kept_dirs.add(path)
+            return
         if path not in self.inventory.files:
             return
         self._keep_dir_links(edge.path)
@@ -98,13 +103,14 @@ class _Tracer:
         self.trace.diagnostics.extend(scan.diagnostics)
         for ref in scan.refs:
             result = self.session.resolve(ref, path)
-            if isinstance(result, Resolved):
+            firm = not (ref.optional or ref.speculative)
+            if isinstance(result, (Resolved, Unresolved)):
                 for edge in result.edges:
-                    self.emit(edge, Parent(path, ref.line, edge.reason, edge.detail or ref.target),
-                              firm=not (ref.optional or ref.speculative))
-            elif isinstance(result, External):
+                    self.emit(edge, Parent(path, ref.line, edge.reason, edge.detail or ref.target), firm)
+            if isinstance(result, External):
                 self.trace.externals.add(result.name)
-            elif isinstance(result, Unresolved) and not ref.speculative:
+            if isinstance(result, Unresolved) and not ref.speculative:
+                self.trace.missing.update(result.missing)
                 code = "unresolved-optional" if ref.optional else "unresolved"
                 self.trace.diagnostics.append(Diagnostic(code, result.why, path, ref.line))
 

@@ -206,3 +206,28 @@ def test_bad_config_is_a_usage_error(tmp_path: Path, text: str, message: str) ->
     assert result.code == 2
     assert message in result.err
     assert_no_traceback(result)
+
+
+def test_trace_lists_files_and_missing_imports(tmp_path: Path) -> None:
+    app, deps = basic_app(tmp_path)
+    (app / "app.py").write_text("import greet\nimport greet.nothere\nimport nowhere\n")
+    result = run_cli("trace", app / "app.py", "--deps", deps, "--format", "json")
+    assert result.code == 0, result.err
+    report = result.json()
+    files = {Path(f).relative_to(tmp_path / "basic").as_posix() for f in report["files"]}
+    assert {"app/app.py", "deps/greet/__init__.py", "deps/greet/core.py", "deps/greet"} <= files
+    assert "deps/greet/unused.py" not in files
+    assert report["missing"] == ["greet.nothere", "nowhere"]
+
+
+def test_namespace_package_directory_is_written(tmp_path: Path) -> None:
+    app, deps = basic_app(tmp_path)
+    (deps / "nsonly").mkdir()
+    (deps / "nsonly" / "notes.txt").write_text("not a module")
+    (app / "app.py").write_text("import greet\nfrom nsonly import *\nprint(greet.hello())\n")
+    out = tmp_path / "out"
+    assert run_cli("prune", app, "--deps", deps, "--out", out).code == 0
+    assert (out / "site-packages" / "nsonly").is_dir()
+    run = subprocess.run([sys.executable, "-S", str(out / "app" / "app.py")], capture_output=True, text=True,
+                         env={"PYTHONPATH": str(out / "site-packages")}, timeout=60)
+    assert run.returncode == 0, run.stderr

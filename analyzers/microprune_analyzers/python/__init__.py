@@ -52,7 +52,7 @@ class PythonSession:
         self.app_root = normalise(request.app_dir)
         self._diagnostics: list[Diagnostic] = []
         deps_input, venv_in_app = env.find_deps(self.app_root, request.deps)
-        if deps_input is None:
+        if deps_input is None and not request.options.get("deps_optional"):
             raise UsageError(
                 f"no dependencies directory for {display(self.app_root)}: it has no .venv or venv; pass --deps "
                 "with a `pip install --target` directory, a site-packages directory or a virtualenv "
@@ -60,6 +60,8 @@ class PythonSession:
         self.deps_input = deps_input
         self.deps_root = env.site_packages_of(deps_input) if deps_input else None
         self.layout = Layout(app_dir="app", deps_dir="site-packages")
+        # More search directories after the deps (`trace --deps a:b`): searched, never pruned.
+        self.extra_paths = [normalise(Path(p)) for p in request.options.get("extra_paths", ())]
         self.inventory = self._take_inventory(venv_in_app)
         self.version, self.version_source, multiarch = env.detect_target(
             self.inventory, deps_input, self.deps_root, request.target_version, self._diagnostics)
@@ -80,6 +82,8 @@ class PythonSession:
         roots = {"app": self.app_root}
         if self.deps_root is not None:
             roots["deps"] = self.deps_root
+        for number, extra in enumerate(self.extra_paths, 1):
+            roots[f"path{number}"] = extra
         excluded = set(self.request.excluded_paths)
         if venv_in_app is not None:
             excluded.add(venv_in_app)       # the venv is read as deps, never copied as app
@@ -89,12 +93,12 @@ class PythonSession:
     def _deps_search_path(self) -> list[Path]:
         """site-packages, then the in-tree directories its .pth files add (site.addpackage)."""
         if self.deps_root is None:
-            return []
+            return list(self.extra_paths)
         path = [self.deps_root]
         for name in sorted(self.inventory.listdir(self.deps_root)):
             if name.endswith(".pth"):
                 path.extend(self._pth_dirs(self.deps_root / name))
-        return path
+        return path + self.extra_paths
 
     def _pth_dirs(self, pth: Path) -> list[Path]:
         try:
@@ -197,13 +201,19 @@ class PythonSession:
         if package is None:
             return None
         parts = package.split(".") if package else []
-        if ref.level - 1 > len(parts) or (ref.level - 1 == len(parts) and not ref.target):
+        if ref.level - 1 >= len(parts):        # "beyond top-level package", as Python says
             return None
         base = parts[: len(parts) - (ref.level - 1)]
         return ".".join(base + ([ref.target] if ref.target else [])) or None
 
     def _module_edges(self, modules: Sequence[Module], reason: Reason, detail: str = "") -> list[Edge]:
-        return [Edge(m.file, reason, detail) for m in modules if m.file is not None]
+        edges = []
+        for module in modules:
+            if module.file is not None:
+                edges.append(Edge(module.file, reason, detail))
+            else:      # a namespace package: its directories must exist, even if empty
+                edges.extend(Edge(d, reason, detail) for d in module.search_dirs)
+        return edges
 
     def _virtual(self, name: str) -> Resolution | None:
         """six.moves and friends: created at run time by a provider module we keep instead."""
@@ -216,12 +226,25 @@ class PythonSession:
                 return Resolved(tuple(edges))
         return None
 
+    def _partial_import(self, name: str) -> Resolution:
+        """`import a.b.c` with a.b missing: Python has already run a; keep it, name the rest."""
+        parts = name.split(".")
+        found: list[Module] = []
+        for cut in range(1, len(parts) + 1):
+            module = self.finder.find(".".join(parts[:cut]))
+            if not isinstance(module, Module):
+                missing = tuple(".".join(parts[:i]) for i in range(cut, len(parts) + 1))
+                return Unresolved(f"cannot resolve import {name!r}", missing,
+                                  tuple(self._module_edges(found, Reason.IMPORT)))
+            found.append(module)
+        return Unresolved(f"cannot resolve import {name!r}", (name,))
+
     def _resolve_import(self, ref: Ref, importer: Path) -> Resolution:
         chain = self.finder.chain(ref.target)
         if chain == EXTERNAL:
             return self._external(ref.target)
         if not isinstance(chain, list):
-            return self._virtual(ref.target) or Unresolved(f"cannot resolve import {ref.target!r}")
+            return self._virtual(ref.target) or self._partial_import(ref.target)
         return Resolved(tuple(self._module_edges(chain, Reason.IMPORT)))
 
     def _resolve_from(self, ref: Ref, importer: Path) -> Resolution:
@@ -232,15 +255,33 @@ class PythonSession:
         if chain == EXTERNAL:
             return self._external(base)
         if not isinstance(chain, list):
-            return self._virtual(base) or Unresolved(f"cannot resolve import {base!r}")
+            return self._virtual(base) or self._partial_import(base)
         edges = self._module_edges(chain, Reason.IMPORT)
+        missing = []
         if chain[-1].is_package:
             for name in ref.names:       # `from pkg import sub`: sub may be a module
-                if name != "*":
-                    sub = self.finder.find(f"{base}.{name}")
-                    if isinstance(sub, Module) and sub.file is not None:
-                        edges.append(Edge(sub.file, Reason.IMPORT))
+                if name == "*":
+                    continue
+                sub = self.finder.find(f"{base}.{name}")
+                if isinstance(sub, Module):
+                    edges.extend(self._module_edges([sub], Reason.IMPORT))
+                elif not self._defines(chain[-1], name):
+                    missing.append(f"{base}.{name}")
+        if missing:
+            return Unresolved(f"{', '.join(missing)}: neither a submodule nor a name in the package", tuple(missing),
+                              tuple(edges))
         return Resolved(tuple(edges))
+
+    def _defines(self, package: Module, name: str) -> bool:
+        """Could the package's __init__ define `name`? Any mention of the word counts."""
+        if package.file is None or not package.file.name.endswith(".py"):
+            return package.file is not None       # compiled __init__: cannot tell, assume yes
+        try:
+            source = self.inventory.read_bytes(package.file)
+        except OSError:
+            return True
+        return re.search(rb"(?<![\w])" + re.escape(name.encode()) + rb"(?![\w])", source) is not None \
+            or b"__getattr__" in source or b"import *" in source
 
     def _resolve_dynamic(self, ref: Ref, importer: Path) -> Resolution:
         name = self._absolute(ref, importer)
