@@ -37,18 +37,30 @@ class Written:
 def check_out_dir(out: Path, app_dir: Path, deps_dir: Path | None, force: bool) -> Path:
     """Refuse an OUT that would overwrite, contain or sit inside what we read.
 
-    OUT inside the app is fine (the walk leaves it out); inside the deps it is not.
+    Compared through real paths: an OUT spelled through a symlink must not reach
+    the input. OUT inside the app is fine (the walk leaves it out); inside the
+    deps it is not. --force never replaces the current directory, an ancestor of
+    it, or the home directory.
     """
     out = normalise(out)
+    real_out = Path(os.path.realpath(out))
     for source in (app_dir, deps_dir):
-        if source is not None and is_within(source, out):
+        if source is None:
+            continue
+        real_source = Path(os.path.realpath(source))
+        if is_within(real_source, real_out) or is_within(source, out):
             raise OutputError(f"--out {display(out)} contains the input {display(source)}; choose another directory")
-    if deps_dir is not None and is_within(out, deps_dir):
+    if deps_dir is not None and (is_within(real_out, Path(os.path.realpath(deps_dir))) or is_within(out, deps_dir)):
         raise OutputError(f"--out {display(out)} is inside the dependencies {display(deps_dir)}")
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise OutputError(f"--out {display(out)} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise OutputError(f"--out {display(out)} is not empty; pass --force to replace it")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise OutputError(f"--out {display(out)} is not empty; pass --force to replace it")
+        protected = [Path(os.path.realpath(Path.cwd())), Path(os.path.realpath(Path.home()))]
+        if any(is_within(p, real_out) for p in protected):
+            raise OutputError(f"--out {display(out)} is the current or home directory (or holds it); "
+                              "--force will not replace it")
     return out
 
 

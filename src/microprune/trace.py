@@ -6,13 +6,20 @@ loop is the only place trace state changes.
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .analyzer import Session
-from .model import Diagnostic, Edge, Entry, External, Parent, Provenance, Reason, Resolved, Unresolved
+from .model import Diagnostic, Edge, Entry, External, Parent, Provenance, Reason, Resolved, Scan, Unresolved
 
+# Scans are pure, so a batch of them can run in forked workers. Below this many files the
+# fork and pickling cost more than they save.
+PARALLEL_MIN_BATCH = 48
 MAX_PARENTS = 16        # enough for `why`; a popular module has hundreds of importers
 # Kept because something *may* load it (a name in a string, a prefix, a hint): edges of
 # these kinds never make a file certain.
@@ -35,12 +42,14 @@ class Trace:
 
 
 class _Tracer:
-    def __init__(self, session: Session, entries: list[Entry]) -> None:
+    def __init__(self, session: Session, entries: list[Entry], jobs: int | None = None) -> None:
         self.session = session
         self.inventory = session.inventory
         self.trace = Trace(entries=entries)
         self.queue: deque[Path] = deque()
         self.children: dict[Path, list[Path]] = {}      # certain-preserving edges only
+        self.jobs = jobs if jobs is not None else _default_jobs()
+        self.pool: Executor | None = None
 
     def emit(self, edge: Edge, parent: Parent, firm: bool = True) -> None:
         """Keep edge.path. ``firm``: the edge holds whenever its parent runs (not optional)."""
@@ -83,23 +92,40 @@ class _Tracer:
             if ancestor in self.inventory.dir_links:
                 self.trace.dir_links.add(ancestor)
 
-    def process(self, path: Path) -> None:
-        info = self.inventory.files[path]
-        if info.link is not None:
-            self.emit(Edge(info.link, Reason.LINK), Parent(path, None, Reason.LINK))
-            return
-        for edge in self.session.companions(path):
-            self.emit(edge, Parent(path, None, edge.reason, edge.detail))
-        if self.session.wants_scan(path):
-            self._follow_refs(path)
+    def process_batch(self, batch: list[Path]) -> None:
+        """Companions in queue order, then the batch's scans (maybe in parallel), then refs."""
+        to_scan = []
+        for path in batch:
+            info = self.inventory.files[path]
+            if info.link is not None:
+                self.emit(Edge(info.link, Reason.LINK), Parent(path, None, Reason.LINK))
+                continue
+            for edge in self.session.companions(path):
+                self.emit(edge, Parent(path, None, edge.reason, edge.detail))
+            if self.session.wants_scan(path):
+                to_scan.append(path)
+        for path, scan in zip(to_scan, self._scans(to_scan)):
+            self._follow_refs(path, scan)
 
-    def _follow_refs(self, path: Path) -> None:
-        try:
-            data = self.inventory.read_bytes(path)
-        except OSError as err:
-            self.trace.diagnostics.append(Diagnostic("unreadable", f"cannot read: {err}", path))
-            return
-        scan = self.session.scan(path, data)
+    def _scans(self, paths: list[Path]) -> Iterator[Scan]:
+        if len(paths) >= PARALLEL_MIN_BATCH and self.jobs > 1:
+            pool = self._pool()
+            if pool is not None:
+                return pool.map(_scan_in_worker, paths, chunksize=max(1, len(paths) // (self.jobs * 4)))
+        return (_scan_file(self.session, path) for path in paths)
+
+    def _pool(self) -> Executor | None:
+        if self.pool is None:
+            global _WORKER_SESSION
+            _WORKER_SESSION = self.session            # inherited by the forked workers
+            try:
+                context = multiprocessing.get_context("fork")
+                self.pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context)
+            except (ValueError, OSError):
+                self.jobs = 1
+        return self.pool
+
+    def _follow_refs(self, path: Path, scan: Scan) -> None:
         self.trace.diagnostics.extend(scan.diagnostics)
         for ref in scan.refs:
             result = self.session.resolve(ref, path)
@@ -115,8 +141,14 @@ class _Tracer:
                 self.trace.diagnostics.append(Diagnostic(code, result.why, path, ref.line))
 
     def run(self) -> Trace:
-        while self.queue:
-            self.process(self.queue.popleft())
+        try:
+            while self.queue:
+                batch = list(self.queue)
+                self.queue.clear()
+                self.process_batch(batch)
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(cancel_futures=True)
         self.trace.diagnostics = [self._soften(d) for d in self.trace.diagnostics]
         return self.trace
 
@@ -126,8 +158,35 @@ class _Tracer:
         return diagnostic
 
 
-def trace_app(session: Session, entries: list[Entry], keep: tuple[str, ...] = ()) -> Trace:
-    tracer = _Tracer(session, entries)
+_WORKER_SESSION: Session | None = None
+
+
+def _scan_in_worker(path: Path) -> Scan:
+    assert _WORKER_SESSION is not None
+    return _scan_file(_WORKER_SESSION, path)
+
+
+def _scan_file(session: Session, path: Path) -> Scan:
+    try:
+        data = session.inventory.read_bytes(path)
+    except OSError as err:
+        return Scan(diagnostics=(Diagnostic("unreadable", f"cannot read: {err.strerror or err}", path),))
+    return session.scan(path, data)
+
+
+def _default_jobs() -> int:
+    """MICROPRUNE_JOBS, else the CPUs this process may use."""
+    configured = os.environ.get("MICROPRUNE_JOBS", "")
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def trace_app(session: Session, entries: list[Entry], keep: tuple[str, ...] = (), jobs: int | None = None) -> Trace:
+    tracer = _Tracer(session, entries, jobs)
     for entry in entries:
         for path in entry.files:
             tracer.emit(Edge(path, Reason.ENTRY, entry.spec), Parent(None, None, Reason.ENTRY, entry.spec))

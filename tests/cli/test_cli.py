@@ -231,3 +231,28 @@ def test_namespace_package_directory_is_written(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-S", str(out / "app" / "app.py")], capture_output=True, text=True,
                          env={"PYTHONPATH": str(out / "site-packages")}, timeout=60)
     assert run.returncode == 0, run.stderr
+
+
+@pytest.mark.parametrize("target", ["deps", "app"])
+def test_out_through_a_symlink_never_reaches_the_input(tmp_path: Path, target: str) -> None:
+    app, deps = basic_app(tmp_path)
+    link = tmp_path / "sneaky"
+    os.symlink(deps if target == "deps" else app, link)
+    before = snapshot(app.parent)
+    # Through the link: the deps themselves, a package in them, a new dir in them; the app itself.
+    outs = (link / "greet", link / "newdir", link) if target == "deps" else (link, link / ".." / "basic")
+    for out in outs:
+        result = run_cli("prune", app, "--deps", deps, "--out", out, "--force")
+        assert result.code == 1, (out, result.out, result.err)
+        assert "--out" in result.err
+    assert snapshot(app.parent) == before
+
+
+def test_force_never_replaces_the_current_directory(tmp_path: Path) -> None:
+    app, deps = basic_app(tmp_path / "in")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "notes.txt").write_text("mine")
+    result = run_cli("prune", app, "--deps", deps, "--out", ".", "--force", cwd=work)
+    assert result.code == 1 and "current or home directory" in result.err
+    assert (work / "notes.txt").read_text() == "mine"
