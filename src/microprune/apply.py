@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -109,10 +110,23 @@ def _staging(out: Path) -> Iterator[Path]:
     stage.mkdir(mode=0o755)
     try:
         yield stage
-        _commit(stage, out)
+        with _signals_held():
+            _commit(stage, out)
     except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
+        with _signals_held():           # a second Ctrl-C must not interrupt the clean-up
+            shutil.rmtree(stage, ignore_errors=True)
         raise
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Block SIGINT/SIGTERM for a moment; they are delivered when it ends."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _remove_stale_staging(out: Path) -> None:

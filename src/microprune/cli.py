@@ -233,12 +233,14 @@ def main(argv: list[str] | None = None) -> int:
         err.show()
         return err.exit_code
     except click.exceptions.Abort:
-        click.echo("microprune: aborted", err=True)
+        _ignore_signals()
+        click.echo("microprune: interrupted; nothing was left half-written", err=True)
         return 130
     except MicropruneError as err:
         click.echo(f"microprune: error: {err}", err=True)
         return err.exit_code
     except KeyboardInterrupt:
+        _ignore_signals()                # we are leaving: more Ctrl-C must not print a traceback
         click.echo("microprune: interrupted; nothing was left half-written", err=True)
         return 130
     except SystemExit as done:
@@ -250,4 +252,10 @@ def main(argv: list[str] | None = None) -> int:
                    "(set MICROPRUNE_DEBUG=1 for a traceback, and please report it)", err=True)
         return 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if signal.getsignal(signal.SIGTERM) is _raise_on_sigterm:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _ignore_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -45,7 +45,7 @@ class Inventory:
         for _ in range(MAX_LINK_HOPS):
             if path in self.files or path in self.dirs:
                 return path
-            for parent in path.parents:
+            for parent in (path, *path.parents):        # the path itself may be the link
                 target = self.dir_links.get(parent)
                 if target is not None:
                     path = target / path.relative_to(parent)

@@ -57,6 +57,7 @@ class Ref:
     names: tuple[str, ...] = ()          # `from target import names`
     speculative: bool = False
     optional: bool = False
+    program_only: bool = False           # runs only when this file is the program (`__main__` block)
 
 
 @dataclass(frozen=True)

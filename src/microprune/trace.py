@@ -48,6 +48,7 @@ class _Tracer:
         self.trace = Trace(entries=entries)
         self.queue: deque[Path] = deque()
         self.children: dict[Path, list[Path]] = {}      # certain-preserving edges only
+        self.entry_files = {f for entry in entries for f in entry.files}
         self.jobs = jobs if jobs is not None else _default_jobs()
         self.pool: Executor | None = None
 
@@ -128,6 +129,8 @@ class _Tracer:
     def _follow_refs(self, path: Path, scan: Scan) -> None:
         self.trace.diagnostics.extend(scan.diagnostics)
         for ref in scan.refs:
+            if ref.program_only and path not in self.entry_files:
+                continue                   # a library's `if __name__ == "__main__":` never runs
             result = self.session.resolve(ref, path)
             firm = not (ref.optional or ref.speculative)
             if isinstance(result, (Resolved, Unresolved)):

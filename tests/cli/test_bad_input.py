@@ -173,3 +173,43 @@ def test_interrupted_prune_leaves_no_half_written_out(tmp_path: Path, delay: flo
     else:                                   # finished before the signal: then complete
         assert (out / "microprune.json").is_file()
         assert len(list((out / "site-packages" / "big").iterdir())) == 3001
+
+
+def test_directory_symlink_inside_the_tree_is_a_package(tmp_path: Path) -> None:
+    app, deps = basic_app(tmp_path)
+    real = deps / "real"
+    real.mkdir()
+    shutil.move(deps / "greet", real / "greet")
+    os.symlink("real/greet", deps / "greet")
+    out = tmp_path / "out"
+    result = run_cli("prune", app, "--deps", deps, "--out", out, "--format", "json")
+    assert result.code == 0, result.err
+    assert not [w for w in result.json()["warnings"] if w["code"] == "unresolved"]
+    assert (out / "site-packages" / "greet").is_symlink()
+    assert (out / "site-packages" / "real" / "greet" / "core.py").is_file()
+    run = subprocess.run([sys.executable, "-S", str(out / "app" / "app.py")], capture_output=True, text=True,
+                         env={"PYTHONPATH": str(out / "site-packages")}, timeout=60)
+    assert run.returncode == 0 and run.stdout.strip() == "hello X", run.stderr
+
+
+@pytest.mark.parametrize("burst", [2, 4])
+def test_a_burst_of_interrupts_leaves_nothing_behind(tmp_path: Path, burst: int) -> None:
+    app, deps = _big_deps(tmp_path / "in")
+    out = tmp_path / "dest" / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "microprune", "prune", str(app), "--deps", str(deps),
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    staging = out.parent
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:      # wait until it is writing
+        if staging.exists() and any(p.name.startswith(".out.") for p in staging.iterdir()):
+            break
+        time.sleep(0.01)
+    for _ in range(burst):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        time.sleep(0.005)
+    _, err = proc.communicate(timeout=120)
+    assert "Traceback" not in err, err
+    assert proc.returncode in (0, 130), err
+    leftovers = [p.name for p in staging.iterdir() if p.name != "out"] if staging.exists() else []
+    assert leftovers == []

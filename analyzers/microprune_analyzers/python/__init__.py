@@ -76,6 +76,7 @@ class PythonSession:
         self._dists_emitted: set[str] = set()
         self._data_cache: dict[Path, list[Path]] = {}
         self._data_dirs_emitted: set[Path] = set()
+        self._tops: set[str] | None = None
 
     # -- setting up --------------------------------------------------------------------
     def _take_inventory(self, venv_in_app: Path | None) -> Inventory:
@@ -347,6 +348,31 @@ class PythonSession:
                 edges.extend(self._module_edges(chain, Reason.PLUGIN, f"entry point {group}:{ep.name}"))
         return edges
 
+    def _resolve_native_names(self, ref: Ref, importer: Path) -> Resolution:
+        """Exact C-string names in a compiled module that are installed top-level modules."""
+        edges = []
+        for name in sorted(set(ref.names) & self._top_level_names()):
+            chain = self.finder.chain(name)
+            if isinstance(chain, list):
+                edges.extend(self._module_edges(chain, Reason.STRING, f"C string {name!r}"))
+        return Resolved(tuple(edges))
+
+    def _top_level_names(self) -> set[str]:
+        if self._tops is None:
+            self._tops = set()
+            for directory in self.finder.deps_path:
+                self._tops.update(self.finder.strip_suffix(n) or n for n in self.inventory.listdir(directory))
+        return self._tops
+
+    def _resolve_siblings(self, ref: Ref, importer: Path) -> Resolution:
+        """A compiled module is opaque (its strings may be compressed): keep the modules beside it."""
+        package_name = self.finder.package_of(importer)
+        package = self.finder.find(package_name) if package_name else None
+        if not isinstance(package, Module) or not package.is_package:
+            return Resolved(())
+        siblings = [m for m in self.finder.submodules(package) if m.file is not None and not m.is_package]
+        return Resolved(tuple(self._module_edges(siblings, Reason.DYNAMIC, f"beside compiled {importer.name}")))
+
     def _resolve_submodule_names(self, ref: Ref, importer: Path) -> Resolution:
         if ref.kind == "lazy-submodules" and self.finder.strip_suffix(importer.name) != "__init__":
             return Unresolved("lazy submodules come from a package __init__ only")
@@ -587,7 +613,8 @@ _RESOLVERS = {
     "dynamic-prefix": PythonSession._resolve_prefix,
     "string": PythonSession._resolve_string,
     "lazy-submodules": PythonSession._resolve_submodule_names,
-    "native-names": PythonSession._resolve_submodule_names,
+    "native-names": PythonSession._resolve_native_names,
+    "siblings": PythonSession._resolve_siblings,
     "all-submodules": PythonSession._resolve_all_submodules,
     "stub": PythonSession._resolve_stub,
     "needed": PythonSession._resolve_needed,

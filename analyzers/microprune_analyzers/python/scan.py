@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import re
+from dataclasses import replace
 from collections.abc import Iterator
 
 from microprune.model import Diagnostic, Ref, Scan
@@ -45,7 +46,7 @@ _TOKEN = re.compile((
     r"|\b(?:import|from|__getattr__|__all__|" + "|".join(c.decode() for c in _DYNAMIC_CALLS) + r")\b"
 ).encode())
 _CALL_OPEN = re.compile(rb"\s*\(")
-_NAME_BYTES = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*(?:[.-][A-Za-z_][A-Za-z0-9_]*)*(?::[A-Za-z_][\w.]*)?")
+_NAME_BYTES = re.compile(rb"\.?[A-Za-z_][A-Za-z0-9_]*(?:[.-][A-Za-z_][A-Za-z0-9_]*)*(?::[A-Za-z_][\w.]*)?")
 _QUOTES = frozenset(b"'\"")
 _WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
@@ -59,9 +60,45 @@ _CALL_ARG = re.compile(rb"""\s*(?P<f>[fF]?)(?P<q>['"])(?P<text>[^'"\\\n]*)(?P=q)
 _DYNAMIC_SPECULATIVE = {b"find_spec", b"import_string"}
 
 
+_MAIN_GUARD = re.compile(rb"""^if[ \t]+__name__[ \t]*==[ \t]*(['"])__main__\1[ \t]*:""", re.M)
+_COLUMN_ZERO_CODE = re.compile(rb"^[^\s#]", re.M)
+
+
 def scan_source(data: bytes, filename: str = "") -> Scan:
-    # First-seen order, duplicates dropped: deterministic without sorting (a hot path).
-    return Scan(refs=tuple(dict.fromkeys(_lex_refs(data))))
+    refs = list(dict.fromkeys(_lex_refs(data)))   # first-seen order, no sort: a hot path
+    if any(r.kind == "lazy-submodules" for r in refs):
+        # import_module(f".{name}", __package__) inside a module __getattr__: the names are
+        # the file's strings (the lazy-submodules ref), not every submodule there is.
+        refs = [r for r in refs if not (r.kind == "dynamic-prefix" and r.level and not r.target)]
+    blocks = _main_blocks(data)
+    if blocks:
+        lines = _line_starts(data)
+        refs = [replace(r, program_only=True) if _in_blocks(lines, r.line, blocks) else r for r in refs]
+    return Scan(refs=tuple(refs))
+
+
+def _main_blocks(data: bytes) -> list[tuple[int, int]]:
+    """Byte ranges of top-level `if __name__ == "__main__":` blocks."""
+    blocks = []
+    for match in _MAIN_GUARD.finditer(data):
+        body = data.find(b"\n", match.end()) + 1 or len(data)
+        end = _COLUMN_ZERO_CODE.search(data, body)
+        blocks.append((match.start(), end.start() if end else len(data)))
+    return blocks
+
+
+def _line_starts(data: bytes) -> list[int]:
+    starts = [0]
+    position = data.find(b"\n")
+    while position != -1:
+        starts.append(position + 1)
+        position = data.find(b"\n", position + 1)
+    return starts
+
+
+def _in_blocks(lines: list[int], line: int, blocks: list[tuple[int, int]]) -> bool:
+    offset = lines[line - 1] if 0 < line <= len(lines) else -1
+    return any(start <= offset < end for start, end in blocks)
 
 
 def _lex_refs(data: bytes) -> Iterator[Ref]:
@@ -91,11 +128,15 @@ def _lex_refs(data: bytes) -> Iterator[Ref]:
             # `def iter_modules(` defines, it does not call.
             yield from _call_ref(data, word, _CALL_OPEN.match(data, match.end()).end(), line)  # type: ignore[union-attr]
     for text, first_line in strings.items():
-        yield Ref(first_line, "string", text, speculative=True)
+        if not text.startswith("."):
+            yield Ref(first_line, "string", text, speculative=True)
     if lazy:
-        names = tuple(sorted(s for s in strings if _IDENTIFIER.match(s)))
+        # Submodules a module __getattr__ may hand out: names ("dataclasses") and relative
+        # names (".functional_validators") among the file's strings.
+        names = tuple(sorted({s.lstrip(".") for s in strings if _IDENTIFIER.match(s.lstrip("."))
+                              and not s.lstrip(".").startswith("__")}))
         if names:
-            yield Ref(1, "lazy-submodules", "", names=names, speculative=True)
+            yield Ref(min(strings.values()), "lazy-submodules", "", names=names, speculative=True)
 
 
 def _starts_lazy(data: bytes, word: bytes, start: int) -> bool:
@@ -200,19 +241,23 @@ def check_syntax(data: bytes, filename: str) -> Diagnostic | None:
 # -- compiled extension modules ---------------------------------------------------
 
 _DOTTED_BYTES = re.compile(rb"[A-Za-z_][A-Za-z0-9_]{0,63}(?:\.[A-Za-z_][A-Za-z0-9_]{0,63}){1,8}")
-_IDENT_BYTES = re.compile(rb"(?<![A-Za-z0-9_.])[A-Za-z_][A-Za-z0-9_]{1,63}(?![A-Za-z0-9_.])")
+# A NUL-delimited identifier: a C string that is exactly a name (`_cffi_backend`).
+_C_IDENTIFIER = re.compile(rb"(?<=\x00)[A-Za-z_][A-Za-z0-9_]{1,63}(?=\x00)")
+# `dns.pyx`, `loop.c`: file names Cython and compilers leave in binaries, not modules.
+_FILE_SUFFIXES = frozenset({"py", "pyx", "pxd", "pxi", "c", "h", "cc", "cpp", "hpp", "so", "txt", "o"})
 
 
 def scan_extension(data: bytes) -> Scan:
-    """Module names a compiled module may import: read from its string table.
+    """What a compiled module may import, read from its string table (.rodata).
 
-    Cython and the C API import by name (``PyImport_ImportModule("pkg.mod")``);
-    relative imports leave the bare sibling name, checked by the resolver
-    against the module's own package.
+    Cython and the C API import by name (``PyImport_ImportModule("pkg.mod")``).
+    Cython 3.1 may compress its string table, so names can be invisible: the
+    analyzer also keeps every sibling module of a compiled one ("siblings").
     """
     dotted = {m.decode() for m in _DOTTED_BYTES.findall(data)}
-    refs = [Ref(0, "string", name, speculative=True) for name in sorted(dotted)]
-    identifiers = tuple(sorted({m.decode() for m in _IDENT_BYTES.findall(data)}))
-    if identifiers:
-        refs.append(Ref(0, "native-names", "", names=identifiers, speculative=True))
+    refs = [Ref(0, "string", name, speculative=True) for name in sorted(dotted)
+            if name.rsplit(".", 1)[1] not in _FILE_SUFFIXES]
+    names = tuple(sorted({m.decode() for m in _C_IDENTIFIER.findall(data)}))
+    refs.append(Ref(0, "native-names", "", names=names, speculative=True))
+    refs.append(Ref(0, "siblings", "", speculative=True))
     return Scan(refs=tuple(refs))
