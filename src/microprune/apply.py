@@ -65,10 +65,15 @@ def check_out_dir(out: Path, app_dir: Path, deps_dir: Path | None, force: bool) 
     return out
 
 
+Finisher = Callable[[Path, Path, list[Path]], dict[str, Any]]
+
+
 def write_tree(plan: PrunePlan, inventory: Inventory, layout: Layout, out: Path,
-               report: dict[str, Any]) -> Written:
+               report: dict[str, Any], finish: Finisher | None = None) -> Written:
+    """Write the kept files; ``finish`` (the analyzer's, e.g. bytecode) runs on the staged
+    tree before it is renamed into place, and its summary joins the report."""
     try:
-        return _write_tree(plan, inventory, layout, out, report)
+        return _write_tree(plan, inventory, layout, out, report, finish)
     except OutputError:
         raise
     except OSError as err:
@@ -76,19 +81,22 @@ def write_tree(plan: PrunePlan, inventory: Inventory, layout: Layout, out: Path,
 
 
 def _write_tree(plan: PrunePlan, inventory: Inventory, layout: Layout, out: Path,
-                report: dict[str, Any]) -> Written:
+                report: dict[str, Any], finish: Finisher | None) -> Written:
     targets = {"app": layout.app_dir, "deps": layout.deps_dir}
     written = Written(out, out / layout.app_dir, out / layout.deps_dir)
     with _staging(out) as stage:
         for sub in {layout.app_dir, layout.deps_dir}:
             (stage / sub).mkdir(parents=True, exist_ok=True)
+        written: list[Path] = []
         for decision in plan.kept():
-            _guarded(lambda: _place(inventory, decision.path, stage, targets), decision.path)
+            _guarded(lambda: written.append(_place(inventory, decision.path, stage, targets)), decision.path)
         for directory in plan.kept_dirs:     # namespace packages without kept files
             _guarded(lambda: _destination(inventory, directory, stage, targets).mkdir(parents=True, exist_ok=True),
                      directory)
         for link in plan.dir_links:
             _guarded(lambda: _place_link(inventory, link, inventory.dir_links[link], stage, targets), link)
+        if finish is not None:
+            report.update(finish(stage / layout.app_dir, stage / layout.deps_dir, written))
         _guarded(lambda: (stage / MARKER).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n",
                                                      encoding="utf-8"), stage / MARKER)
     return written
@@ -161,14 +169,15 @@ def _destination(inventory: Inventory, path: Path, stage: Path, targets: dict[st
     return dest
 
 
-def _place(inventory: Inventory, path: Path, stage: Path, targets: dict[str, str]) -> None:
+def _place(inventory: Inventory, path: Path, stage: Path, targets: dict[str, str]) -> Path:
     dest = _destination(inventory, path, stage, targets)
     dest.parent.mkdir(parents=True, exist_ok=True)
     info = inventory.files[path]
     if info.link is not None:
         _place_link(inventory, path, info.link, stage, targets)
-        return
-    _copy_file(path, dest, info.mode)
+    else:
+        _copy_file(path, dest, info.mode)
+    return dest
 
 
 def _place_link(inventory: Inventory, link: Path, target: Path, stage: Path, targets: dict[str, str]) -> None:

@@ -10,6 +10,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -141,9 +142,13 @@ def analyze(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="New directory for the app and its pruned deps (OUT/app, OUT/site-packages).")
 @click.option("--force", is_flag=True, help="Replace OUT if it is not empty.")
+@click.option("--bytecode", type=click.Choice(["compile", "none"]), default="compile", show_default=True,
+              help="compile: write .pyc (unchecked-hash) for the kept .py files, so a read-only image does not "
+                   "recompile at every start (needs the host Python to be the target's); none: no bytecode.")
 @format_option
 def prune(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[str, ...],
-          python_version: str | None, language: str | None, out: Path, force: bool, fmt: str) -> None:
+          python_version: str | None, language: str | None, out: Path, force: bool, bytecode: str,
+          fmt: str) -> None:
     """Write the app and its pruned deps to a new directory OUT.
 
     APP and --deps are never modified. OUT is written atomically: an
@@ -152,6 +157,7 @@ def prune(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[st
     """
     request, language = _request(app, deps, entries, keep, python_version, language)
     _check_deps_exist(request)
+    request = replace(request, options={**request.options, "bytecode": bytecode})
     _, _, report = run_prune(request, out, force, language)
     _emit(report, fmt)
 

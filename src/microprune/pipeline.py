@@ -61,7 +61,8 @@ def prune(request: Request, out: Path, force: bool,
             for e in analysis.entries]
     extra = {"app_out": app_out, "deps_out": deps_out, "run": runs}
     report = analysis.report("prune", extra)
-    written = write_tree(analysis.plan, analysis.session.inventory, layout, out, report)
+    written = write_tree(analysis.plan, analysis.session.inventory, layout, out, report,
+                         analysis.session.finish_tree)
     return analysis, written, report
 
 

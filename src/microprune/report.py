@@ -97,6 +97,11 @@ def render_text(report: dict[str, Any]) -> str:
     if report.get("app_out"):
         lines.append(f"wrote app to  {report['app_out']}")
         lines.append(f"wrote deps to {report['deps_out']}")
+        bytecode = report.get("bytecode")
+        if bytecode:
+            detail = (f"{bytecode['compiled']} .pyc, {human_bytes(bytecode['bytes'])}" if bytecode["policy"] == "compile"
+                      else bytecode.get("why", "none"))
+            lines.append(f"bytecode:     {detail}")
         for run in report.get("run", []):
             lines.append(f"run {run['entry']}: {run['command']}")
     return "\n".join(lines) + "\n"

@@ -121,7 +121,8 @@ class _Tracer:
             _WORKER_SESSION = self.session            # inherited by the forked workers
             try:
                 context = multiprocessing.get_context("fork")
-                self.pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context)
+                self.pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context,
+                                                initializer=ignore_interrupts)
             except (ValueError, OSError):
                 self.jobs = 1
         return self.pool
@@ -175,6 +176,15 @@ def _scan_file(session: Session, path: Path) -> Scan:
     except OSError as err:
         return Scan(diagnostics=(Diagnostic("unreadable", f"cannot read: {err.strerror or err}", path),))
     return session.scan(path, data)
+
+
+def ignore_interrupts() -> None:
+    """In pool workers: Ctrl-C reaches the whole process group, but only the parent
+    should react (it cleans up and stops the workers)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _default_jobs() -> int:

@@ -16,6 +16,7 @@ from microprune.errors import UsageError
 from microprune.paths import display, is_within, normalise
 
 from . import env
+from .bytecode import compile_tree
 from .dists import SCRIPT_GROUPS, DistIndex, Distribution, canonical_name, index_distributions
 from .entries import EntryFinder
 from .hints import Hint, load_hints, load_virtuals
@@ -139,6 +140,9 @@ class PythonSession:
 
     def diagnostics(self) -> list[Diagnostic]:
         return list(self._diagnostics)
+
+    def finish_tree(self, app_out: Path, deps_out: Path, files: Sequence[Path]) -> dict[str, Any]:
+        return compile_tree(files, self.version, self.request.options.get("bytecode", "compile"))
 
     def run_command(self, entry: Entry, app_out: str, deps_out: str) -> str:
         """How to start an entry from OUT with only the pruned deps visible (-S: no site-packages)."""

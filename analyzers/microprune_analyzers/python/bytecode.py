@@ -1,0 +1,59 @@
+"""Bytecode for the pruned tree: compiled once at prune time instead of at every start.
+
+Measured here (see README "Policies"): with no .pyc a read-only image recompiles on
+every start (Flask app 964 ms -> 435 ms with .pyc, pandas 2.7 s -> 0.8 s), for
++1.0 MB and +4.3 MB of gzip. The .pyc files are written in *unchecked-hash* mode
+(PEP 552): valid whatever mtimes the files get in an image layer, and the same
+bytes for the same source. Only possible when the host Python is the target's.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import py_compile
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from microprune.trace import ignore_interrupts
+
+POLICIES = ("compile", "none")
+
+
+def compile_tree(files: Sequence[Path], target: tuple[int, int], policy: str) -> dict[str, Any]:
+    host = (sys.version_info[0], sys.version_info[1])
+    sources = [f for f in files if f.suffix == ".py" and not f.is_symlink()]
+    summary: dict[str, Any] = {"policy": policy, "compiled": 0, "failed": 0, "bytes": 0}
+    if policy == "none" or not sources:
+        return {"bytecode": summary}
+    if host != target:
+        summary["policy"] = "none"
+        summary["why"] = (f"the host runs Python {host[0]}.{host[1]}, the target is {target[0]}.{target[1]}: "
+                          "bytecode can only be written by the target's interpreter")
+        return {"bytecode": summary}
+    results = _compile_all(sources)
+    summary["compiled"] = sum(1 for size in results if size >= 0)
+    summary["failed"] = sum(1 for size in results if size < 0)
+    summary["bytes"] = sum(size for size in results if size > 0)
+    return {"bytecode": summary}
+
+
+def _compile_all(sources: list[Path]) -> list[int]:
+    jobs = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1, 8)
+    if jobs < 2 or len(sources) < 64:
+        return [_compile_one(path) for path in sources]
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=ignore_interrupts) as pool:
+        return list(pool.map(_compile_one, sources, chunksize=32))
+
+
+def _compile_one(path: Path) -> int:
+    """Bytes written, or -1 when the host cannot compile it (a syntax error, newer syntax)."""
+    try:
+        target = py_compile.compile(str(path), doraise=True, quiet=2,
+                                    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    except (py_compile.PyCompileError, OSError, ValueError, SyntaxError):
+        return -1
+    return os.path.getsize(target) if target else -1
