@@ -145,10 +145,13 @@ def analyze(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[
 @click.option("--bytecode", type=click.Choice(["compile", "none"]), default="compile", show_default=True,
               help="compile: write .pyc (unchecked-hash) for the kept .py files, so a read-only image does not "
                    "recompile at every start (needs the host Python to be the target's); none: no bytecode.")
+@click.option("--strip", "strip", type=click.Choice(["debug", "none"]), default="debug", show_default=True,
+              help="debug: remove debug sections from shared objects (binutils strip; never in *.libs/, and each "
+                   "result is checked to still load, else the original is kept); none: copy them as they are.")
 @format_option
 def prune(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[str, ...],
           python_version: str | None, language: str | None, out: Path, force: bool, bytecode: str,
-          fmt: str) -> None:
+          strip: str, fmt: str) -> None:
     """Write the app and its pruned deps to a new directory OUT.
 
     APP and --deps are never modified. OUT is written atomically: an
@@ -157,7 +160,7 @@ def prune(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[st
     """
     request, language = _request(app, deps, entries, keep, python_version, language)
     _check_deps_exist(request)
-    request = replace(request, options={**request.options, "bytecode": bytecode})
+    request = replace(request, options={**request.options, "bytecode": bytecode, "strip": strip})
     _, _, report = run_prune(request, out, force, language)
     _emit(report, fmt)
 

@@ -130,3 +130,41 @@ def _section(data: bytes, wanted: str) -> bytes | None:
             offset, size = header[4], header[5]
             return data[offset:offset + size]
     return None
+
+
+def loadable(data: bytes) -> bool:
+    """Would the loader accept the program headers? Each PT_LOAD must keep
+    p_offset == p_vaddr modulo p_align and lie inside the file: what `strip` breaks
+    on patchelf'd libraries ("ELF load command address/offset not page-aligned")."""
+    try:
+        return _loadable(data)
+    except (struct.error, IndexError, ValueError):
+        return False
+
+
+def _loadable(data: bytes) -> bool:
+    if not is_elf(data) or len(data) < 64:
+        return False
+    is64 = data[4] == 2
+    endian = "<" if data[5] == 1 else ">"
+    if is64:
+        phoff, = struct.unpack_from(endian + "Q", data, 0x20)
+        phentsize, phnum = struct.unpack_from(endian + "HH", data, 0x36)
+        fmt = endian + "IIQQQQQQ"
+    else:
+        phoff, = struct.unpack_from(endian + "I", data, 0x1C)
+        phentsize, phnum = struct.unpack_from(endian + "HH", data, 0x2A)
+        fmt = endian + "IIIIIIII"
+    for i in range(min(phnum, 512)):
+        fields = struct.unpack_from(fmt, data, phoff + i * phentsize)
+        if is64:
+            p_type, _, offset, vaddr, _, filesz, _, align = fields
+        else:
+            p_type, offset, vaddr, _, filesz, _, _, align = fields
+        if p_type != PT_LOAD:
+            continue
+        if align > 1 and offset % align != vaddr % align:
+            return False
+        if offset + filesz > len(data):
+            return False
+    return True

@@ -102,6 +102,9 @@ def render_text(report: dict[str, Any]) -> str:
             detail = (f"{bytecode['compiled']} .pyc, {human_bytes(bytecode['bytes'])}" if bytecode["policy"] == "compile"
                       else bytecode.get("why", "none"))
             lines.append(f"bytecode:     {detail}")
+        strip = report.get("strip")
+        if strip:
+            lines.append(f"strip:        {strip.get('why') or str(strip['stripped']) + ' shared objects, saved ' + human_bytes(strip['saved_bytes'])}")
         for run in report.get("run", []):
             lines.append(f"run {run['entry']}: {run['command']}")
     return "\n".join(lines) + "\n"

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from microprune.analyzer import Layout, Request
 from microprune.elf import is_elf, read_dynamic, section
 from microprune.inventory import Inventory, WalkRules, take_inventory
+from microprune.native import strip_debug
 from microprune.model import (Diagnostic, Edge, Entry, External, Package, Reason, Ref, Resolution, Resolved, Scan,
                               Unresolved)
 from microprune.errors import UsageError
@@ -142,7 +143,14 @@ class PythonSession:
         return list(self._diagnostics)
 
     def finish_tree(self, app_out: Path, deps_out: Path, files: Sequence[Path]) -> dict[str, Any]:
-        return compile_tree(files, self.version, self.request.options.get("bytecode", "compile"))
+        """Bytecode for the kept sources; debug info out of shared objects, never in *.libs/
+        (auditwheel's patchelf'd libraries break under strip)."""
+        summary = compile_tree(files, self.version, self.request.options.get("bytecode", "compile"))
+        shared = [f for f in files if (f.name.endswith(".so") or ".so." in f.name)
+                  and not any(part.endswith(".libs") for part in f.relative_to(deps_out).parts)
+                  and is_within(f, deps_out)]
+        summary["strip"] = strip_debug(shared, self.request.options.get("strip", "debug")).as_dict()
+        return summary
 
     def run_command(self, entry: Entry, app_out: str, deps_out: str) -> str:
         """How to start an entry from OUT with only the pruned deps visible (-S: no site-packages)."""
