@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from microprune_analyzers.python.hints import load_hints, load_virtuals
+from microprune_analyzers.python.hints import load_conventions, load_hints, load_virtuals
 from tests.cases import actual_result, analyze_case, case_dirs, copy_case, load_case
 
 HINT_CASES = [c for c in case_dirs("python") if "exercises_hint" in load_case(c)]
@@ -16,7 +16,8 @@ def test_every_hint_has_a_case() -> None:
     for case in HINT_CASES:
         named = load_case(case)["exercises_hint"]
         covered.update([named] if isinstance(named, str) else named)
-    table = set(load_hints()) | {name for name, v in load_virtuals().items() if v.provider}
+    table = set(load_hints()) | {name for name, v in load_virtuals().items() if v.provider} \
+        | {f"convention:{c.when}" for c in load_conventions()}
     assert table <= covered, f"hints without a fixture case: {sorted(table - covered)}"
 
 

@@ -20,7 +20,7 @@ from . import env
 from .bytecode import compile_tree
 from .dists import SCRIPT_GROUPS, DistIndex, Distribution, canonical_name, index_distributions
 from .entries import EntryFinder
-from .hints import Hint, load_hints, load_virtuals
+from .hints import Hint, load_conventions, load_hints, load_virtuals
 from .resolve import EXTERNAL, Module, ModuleFinder
 from .scan import check_syntax, scan_extension, scan_source
 from .stdlib import runtime_modules
@@ -75,6 +75,7 @@ class PythonSession:
         use_hints = request.options.get("use_hints", True)
         self.hints = load_hints() if use_hints else {}
         self.virtuals = load_virtuals() if use_hints else {}
+        self.conventions = load_conventions() if use_hints else ()
         self._dists_emitted: set[str] = set()
         self._data_cache: dict[Path, list[Path]] = {}
         self._data_dirs_emitted: set[Path] = set()
@@ -345,12 +346,37 @@ class PythonSession:
         if plugins and ref.target not in SCRIPT_GROUPS:
             return Resolved(tuple(self._plugin_edges(ref.target)))
         if "." not in ref.target and ":" not in ref.target:
-            return Unresolved("not a module path")
+            return self._app_package_string(ref.target)
         module = self._longest_module(ref.target.replace(":", "."))
         if module is None or module == EXTERNAL:
             return Unresolved("not a module")
         chain = self.finder.chain(module)
-        return Resolved(tuple(self._module_edges(chain if isinstance(chain, list) else [], Reason.STRING)))
+        edges = self._module_edges(chain if isinstance(chain, list) else [], Reason.STRING)
+        if isinstance(chain, list) and chain[-1].is_package:
+            edges.extend(self._convention_edges(module))
+        return Resolved(tuple(edges))
+
+    def _app_package_string(self, name: str) -> Resolution:
+        """A bare name is too common to be taken for a deps module, but a package of the
+        app itself named in a string ('polls' in INSTALLED_APPS) ships anyway: trace it."""
+        found = self.finder.find(name)
+        if not isinstance(found, Module) or found.file is None or self.inventory.root_of(found.file) != "app" \
+                or not found.is_package:
+            return Unresolved("not a module path")
+        return Resolved(tuple(self._module_edges([found], Reason.STRING) + self._convention_edges(name)))
+
+    def _convention_edges(self, package: str) -> list[Edge]:
+        """Submodules a framework imports by convention from packages named in settings."""
+        edges = []
+        for convention in self.conventions:
+            if not isinstance(self.finder.find(convention.when), Module):
+                continue
+            detail = f"convention of {convention.when}: {convention.why}"
+            for pattern in convention.submodules:
+                for module in self._modules_matching(f"{package}.{pattern}"):
+                    chain = self.finder.chain(module.name)
+                    edges.extend(self._module_edges(chain if isinstance(chain, list) else [], Reason.HINT, detail))
+        return edges
 
     def _plugin_edges(self, group: str) -> list[Edge]:
         edges = []
@@ -412,7 +438,9 @@ class PythonSession:
         package = self.finder.find(package_name) if package_name else None
         if not isinstance(package, Module) or not package.is_package:
             return Unresolved("pkgutil module listing outside a package")
-        subs = list(self.finder.submodules(package))
+        # walk_packages recurses, and iter_modules is often given a subfolder's path
+        # (Django lists management/commands from management/__init__.py): keep all below.
+        subs = list(self.finder.submodules(package, recursive=True))
         return Resolved(tuple(self._module_edges(subs, Reason.DYNAMIC, "pkgutil lists the package")))
 
     def _resolve_stub(self, ref: Ref, importer: Path) -> Resolution:

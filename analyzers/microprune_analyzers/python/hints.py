@@ -36,6 +36,23 @@ def _table() -> dict[str, list[dict[str, object]]]:
     return tomllib.loads(text)
 
 
+@dataclass(frozen=True)
+class Convention:
+    when: str                          # fires when this module is installed
+    submodules: tuple[str, ...]        # relative patterns: "apps", "migrations.**", "commands.*"
+    why: str
+
+
+@lru_cache(maxsize=1)
+def load_conventions() -> tuple[Convention, ...]:
+    found = []
+    for raw in _table().get("convention", []):
+        if set(raw) != {"when", "submodules", "why"}:
+            raise ValueError(f"hints.toml: bad [[convention]] {raw!r}")
+        found.append(Convention(str(raw["when"]), tuple(raw["submodules"]), str(raw["why"])))  # type: ignore[arg-type]
+    return tuple(found)
+
+
 @lru_cache(maxsize=1)
 def load_virtuals() -> dict[str, Virtual]:
     found = {}
