@@ -79,7 +79,9 @@ def scan_source(data: bytes, filename: str = "") -> Scan:
 
 def _main_blocks(data: bytes) -> list[tuple[int, int]]:
     """Byte ranges of top-level `if __name__ == "__main__":` blocks."""
-    blocks = []
+    blocks: list[tuple[int, int]] = []
+    if b"__main__" not in data:            # a C substring search spares the regex on most files
+        return blocks
     for match in _MAIN_GUARD.finditer(data):
         body = data.find(b"\n", match.end()) + 1 or len(data)
         end = _COLUMN_ZERO_CODE.search(data, body)
