@@ -45,7 +45,6 @@ import stat
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import tomllib
 import traceback
@@ -329,7 +328,7 @@ def format_table(rows: list[dict]) -> str:
     widths = [max(len(line[i]) for line in grid) for i in range(len(COLUMNS))]
     lines = []
     for n, line in enumerate(grid):
-        cells = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))]
+        cells = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True))]
         lines.append(" | ".join(cells))
         if n == 0:
             lines.append("-+-".join("-" * w for w in widths))

@@ -16,13 +16,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .analyzer import Layout
 from .errors import OutputError
 from .inventory import Inventory
 from .paths import display, is_within, normalise
 from .plan import PrunePlan
+
+T = TypeVar("T")
 
 MARKER = "microprune.json"
 STAGING_TAG = ".microprune-partial-"
@@ -87,25 +89,24 @@ def _write_tree(plan: PrunePlan, inventory: Inventory, layout: Layout, out: Path
     with _staging(out) as stage:
         for sub in {layout.app_dir, layout.deps_dir}:
             (stage / sub).mkdir(parents=True, exist_ok=True)
-        written: list[Path] = []
+        copied: list[Path] = []
         for decision in plan.kept():
-            _guarded(lambda: written.append(_place(inventory, decision.path, stage, targets)), decision.path)
+            copied.append(_guarded(decision.path, _place, inventory, decision.path, stage, targets))
         for directory in plan.kept_dirs:     # namespace packages without kept files
-            _guarded(lambda: _destination(inventory, directory, stage, targets).mkdir(parents=True, exist_ok=True),
-                     directory)
+            _guarded(directory, _make_dir, inventory, directory, stage, targets)
         for link in plan.dir_links:
-            _guarded(lambda: _place_link(inventory, link, inventory.dir_links[link], stage, targets), link)
+            _guarded(link, _place_link, inventory, link, inventory.dir_links[link], stage, targets)
         if finish is not None:
-            report.update(finish(stage / layout.app_dir, stage / layout.deps_dir, written))
-        _guarded(lambda: (stage / MARKER).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n",
-                                                     encoding="utf-8"), stage / MARKER)
+            report.update(finish(stage / layout.app_dir, stage / layout.deps_dir, copied))
+        _guarded(stage / MARKER, (stage / MARKER).write_text,
+                 json.dumps(report, indent=2, sort_keys=True) + "\n", "utf-8")
     return written
 
 
-def _guarded(action: Callable[[], object], path: Path) -> None:
+def _guarded(path: Path, action: Callable[..., T], *args: Any) -> T:
     """An OS error while copying is the user's to fix: say which file, then clean up."""
     try:
-        action()
+        return action(*args)
     except OSError as err:
         raise OutputError(f"cannot copy {display(path)}: {err.strerror or err}; nothing was written") from err
 
@@ -178,6 +179,10 @@ def _place(inventory: Inventory, path: Path, stage: Path, targets: dict[str, str
     else:
         _copy_file(path, dest, info.mode)
     return dest
+
+
+def _make_dir(inventory: Inventory, directory: Path, stage: Path, targets: dict[str, str]) -> None:
+    _destination(inventory, directory, stage, targets).mkdir(parents=True, exist_ok=True)
 
 
 def _place_link(inventory: Inventory, link: Path, target: Path, stage: Path, targets: dict[str, str]) -> None:

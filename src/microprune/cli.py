@@ -18,7 +18,7 @@ import click
 
 from . import __version__
 from .analyzer import Request
-from .config import FileConfig, load_config
+from .config import load_config
 from .errors import MicropruneError
 from .paths import display, normalise
 from .pipeline import analyze as run_analyze

@@ -105,7 +105,7 @@ class _Tracer:
                 self.emit(edge, Parent(path, None, edge.reason, edge.detail))
             if self.session.wants_scan(path):
                 to_scan.append(path)
-        for path, scan in zip(to_scan, self._scans(to_scan)):
+        for path, scan in zip(to_scan, self._scans(to_scan), strict=True):
             self._follow_refs(path, scan)
 
     def _scans(self, paths: list[Path]) -> Iterator[Scan]:

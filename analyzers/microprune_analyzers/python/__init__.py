@@ -18,7 +18,7 @@ from microprune.paths import display, is_within, normalise
 
 from . import env
 from .bytecode import compile_tree
-from .dists import SCRIPT_GROUPS, DistIndex, Distribution, canonical_name, index_distributions
+from .dists import SCRIPT_GROUPS, Distribution, canonical_name, index_distributions
 from .entries import EntryFinder
 from .hints import Hint, load_conventions, load_hints, load_virtuals
 from .resolve import EXTERNAL, Module, ModuleFinder

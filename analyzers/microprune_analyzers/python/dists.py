@@ -17,7 +17,7 @@ from pathlib import Path
 
 from microprune.inventory import Inventory
 from microprune.model import Diagnostic
-from microprune.paths import is_within, normalise
+from microprune.paths import is_within
 
 _DIST_DIR = re.compile(r"^(?P<name>[^-]+?)(?:-(?P<version>[^-]+?))?(?:-py\d.*)?\.(?:dist|egg)-info$")
 
@@ -87,7 +87,7 @@ def index_distributions(inventory: Inventory, site: Path | None, diagnostics: li
             owner.setdefault(file, dist)
         for file in inventory.walk_files(dist.info_dir):
             owner[file] = dist
-        for top in dist.top_level or _top_levels_from_files(dist, site):
+        for top in dist.top_level or (_top_levels_from_files(dist, site) if site else ()):
             by_top.setdefault(top, dist)
         for ep in dist.entry_points:
             groups.setdefault(ep.group, []).append(ep)

@@ -11,6 +11,7 @@ import re
 import sys
 import sysconfig
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,7 +84,7 @@ def detect_target(inventory: Inventory, deps_input: Path | None, site: Path | No
     multiarch = arches.most_common(1)[0][0] if arches else (sysconfig.get_config_var("MULTIARCH") or "")
     if requested:
         return _parse_version(requested), "--python-version", multiarch
-    clues = (
+    clues: tuple[tuple[str, Callable[[], tuple[int, int] | None]], ...] = (
         ("pyvenv.cfg", lambda: _pyvenv_version(deps_input)),
         ("site-packages path", lambda: _path_version(site)),
         ("extension module names", lambda: versions.most_common(1)[0][0] if versions else None),
