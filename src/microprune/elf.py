@@ -26,6 +26,42 @@ def is_elf(data: bytes) -> bool:
     return data[:4] == ELF_MAGIC
 
 
+@dataclass(frozen=True)
+class Segment:
+    type: int
+    offset: int
+    vaddr: int
+    filesz: int
+    align: int
+
+
+def _layout(data: bytes) -> tuple[bool, str]:
+    """(64-bit?, struct byte order) of an ELF file; ValueError if it is not one."""
+    if not is_elf(data) or len(data) < 64:
+        raise ValueError("not ELF")
+    return data[4] == 2, "<" if data[5] == 1 else ">"
+
+
+def _segments(data: bytes) -> list[Segment]:
+    is64, endian = _layout(data)
+    if is64:
+        phoff, = struct.unpack_from(endian + "Q", data, 0x20)
+        phentsize, phnum = struct.unpack_from(endian + "HH", data, 0x36)
+    else:
+        phoff, = struct.unpack_from(endian + "I", data, 0x1C)
+        phentsize, phnum = struct.unpack_from(endian + "HH", data, 0x2A)
+    found = []
+    for i in range(min(phnum, 512)):
+        if is64:
+            p_type, _, offset, vaddr, _, filesz, _, align = struct.unpack_from(
+                endian + "IIQQQQQQ", data, phoff + i * phentsize)
+        else:
+            p_type, offset, vaddr, _, filesz, _, _, align = struct.unpack_from(
+                endian + "IIIIIIII", data, phoff + i * phentsize)
+        found.append(Segment(p_type, offset, vaddr, filesz, align))
+    return found
+
+
 def read_dynamic(data: bytes) -> DynamicInfo:
     try:
         return _read_dynamic(data)
@@ -34,31 +70,13 @@ def read_dynamic(data: bytes) -> DynamicInfo:
 
 
 def _read_dynamic(data: bytes) -> DynamicInfo:
-    if not is_elf(data) or len(data) < 64:
-        return DynamicInfo()
-    is64 = data[4] == 2
-    endian = "<" if data[5] == 1 else ">"
-    if is64:
-        phoff, = struct.unpack_from(endian + "Q", data, 0x20)
-        phentsize, phnum = struct.unpack_from(endian + "HH", data, 0x36)
-        ph_fmt, dyn_fmt = endian + "IIQQQQQQ", endian + "qQ"
-    else:
-        phoff, = struct.unpack_from(endian + "I", data, 0x1C)
-        phentsize, phnum = struct.unpack_from(endian + "HH", data, 0x2A)
-        ph_fmt, dyn_fmt = endian + "IIIIIIII", endian + "iI"
-    loads, dynamic = [], None
-    for i in range(min(phnum, 512)):
-        fields = struct.unpack_from(ph_fmt, data, phoff + i * phentsize)
-        if is64:
-            p_type, _, p_offset, p_vaddr, _, p_filesz = fields[:6]
-        else:
-            p_type, p_offset, p_vaddr, _, p_filesz = fields[:5]
-        if p_type == PT_LOAD:
-            loads.append((p_vaddr, p_offset, p_filesz))
-        elif p_type == PT_DYNAMIC:
-            dynamic = (p_offset, p_filesz)
+    is64, endian = _layout(data)
+    segments = _segments(data)
+    loads = [(seg.vaddr, seg.offset, seg.filesz) for seg in segments if seg.type == PT_LOAD]
+    dynamic = next(((seg.offset, seg.filesz) for seg in segments if seg.type == PT_DYNAMIC), None)
     if dynamic is None:
         return DynamicInfo()
+    dyn_fmt = endian + ("qQ" if is64 else "iI")
     entries = _dynamic_entries(data, dynamic, dyn_fmt)
     strtab = next((v for t, v in entries if t == DT_STRTAB), None)
     if strtab is None:
@@ -106,10 +124,7 @@ def section(data: bytes, wanted: str) -> bytes | None:
 
 
 def _section(data: bytes, wanted: str) -> bytes | None:
-    if not is_elf(data) or len(data) < 64:
-        return None
-    is64 = data[4] == 2
-    endian = "<" if data[5] == 1 else ">"
+    is64, endian = _layout(data)
     if is64:
         shoff, = struct.unpack_from(endian + "Q", data, 0x28)
         shentsize, shnum, shstrndx = struct.unpack_from(endian + "HHH", data, 0x3A)
@@ -143,28 +158,11 @@ def loadable(data: bytes) -> bool:
 
 
 def _loadable(data: bytes) -> bool:
-    if not is_elf(data) or len(data) < 64:
-        return False
-    is64 = data[4] == 2
-    endian = "<" if data[5] == 1 else ">"
-    if is64:
-        phoff, = struct.unpack_from(endian + "Q", data, 0x20)
-        phentsize, phnum = struct.unpack_from(endian + "HH", data, 0x36)
-        fmt = endian + "IIQQQQQQ"
-    else:
-        phoff, = struct.unpack_from(endian + "I", data, 0x1C)
-        phentsize, phnum = struct.unpack_from(endian + "HH", data, 0x2A)
-        fmt = endian + "IIIIIIII"
-    for i in range(min(phnum, 512)):
-        fields = struct.unpack_from(fmt, data, phoff + i * phentsize)
-        if is64:
-            p_type, _, offset, vaddr, _, filesz, _, align = fields
-        else:
-            p_type, offset, vaddr, _, filesz, _, _, align = fields
-        if p_type != PT_LOAD:
+    for seg in _segments(data):
+        if seg.type != PT_LOAD:
             continue
-        if align > 1 and offset % align != vaddr % align:
+        if seg.align > 1 and seg.offset % seg.align != seg.vaddr % seg.align:
             return False
-        if offset + filesz > len(data):
+        if seg.offset + seg.filesz > len(data):
             return False
     return True

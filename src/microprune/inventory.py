@@ -107,6 +107,15 @@ class Inventory:
         finally:
             os.close(fd)
 
+    def read_text(self, path: Path) -> str | None:
+        """A small text file of the tree (metadata, config), or None if absent/unreadable."""
+        if not self.is_file(path):
+            return None
+        try:
+            return self.read_bytes(path).decode("utf-8", "replace")
+        except OSError:
+            return None
+
     def size_of(self, paths: Iterable[Path]) -> int:
         return sum(self.files[p].size for p in paths if p in self.files)
 

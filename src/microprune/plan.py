@@ -25,28 +25,6 @@ class Decision:
 
 
 @dataclass
-class PackageSummary:
-    name: str
-    version: str
-    kept_bytes: int = 0
-    dropped_bytes: int = 0
-    kept_files: int = 0
-    dropped_files: int = 0
-
-    @property
-    def used(self) -> bool:
-        return self.kept_files > 0
-
-    def add(self, decision: Decision) -> None:
-        if decision.keep:
-            self.kept_bytes += decision.size
-            self.kept_files += 1
-        else:
-            self.dropped_bytes += decision.size
-            self.dropped_files += 1
-
-
-@dataclass
 class Totals:
     kept_bytes: int = 0
     dropped_bytes: int = 0
@@ -60,6 +38,16 @@ class Totals:
         else:
             self.dropped_bytes += decision.size
             self.dropped_files += 1
+
+
+@dataclass
+class PackageSummary(Totals):
+    name: str = ""
+    version: str = ""
+
+    @property
+    def used(self) -> bool:
+        return self.kept_files > 0
 
 
 @dataclass
@@ -83,13 +71,13 @@ def plan_prune(session: Session, trace: Trace) -> PrunePlan:
     decisions = _mark_unused_packages(decisions)
     decisions.sort(key=lambda d: (d.root, d.path))
     totals, app_totals, deps_totals = Totals(), Totals(), Totals()
-    packages = {p.name: PackageSummary(p.name, p.version) for p in session.packages()}
+    packages = {p.name: PackageSummary(name=p.name, version=p.version) for p in session.packages()}
     for decision in decisions:
         totals.add(decision)
         (app_totals if decision.root == "app" else deps_totals).add(decision)
         if decision.root != "app":
             name = decision.package or UNOWNED
-            packages.setdefault(name, PackageSummary(name, "")).add(decision)
+            packages.setdefault(name, PackageSummary(name=name)).add(decision)
     diagnostics = sorted(set(inventory.diagnostics) | set(session.diagnostics()) | set(trace.diagnostics),
                          key=_diagnostic_key)
     return PrunePlan(

@@ -123,17 +123,8 @@ def _special_files(files: set[Path], site: Path) -> tuple[tuple[Path, ...], tupl
     return tuple(sorted(libs)), tuple(sorted(pth))
 
 
-def _read_text(inventory: Inventory, path: Path) -> str | None:
-    if not inventory.is_file(path):
-        return None
-    try:
-        return inventory.read_bytes(path).decode("utf-8", "replace")
-    except OSError:
-        return None
-
-
 def _read_metadata(inventory: Inventory, path: Path, diagnostics: list[Diagnostic]) -> dict[str, str]:
-    text = _read_text(inventory, path)
+    text = inventory.read_text(path)
     if text is None:
         diagnostics.append(Diagnostic("broken-metadata", "missing or unreadable; name taken from the directory", path))
         return {}
@@ -147,9 +138,9 @@ def _read_metadata(inventory: Inventory, path: Path, diagnostics: list[Diagnosti
 
 
 def _read_record(inventory: Inventory, site: Path, info_dir: Path, diagnostics: list[Diagnostic]) -> set[Path]:
-    text = _read_text(inventory, info_dir / "RECORD")
+    text = inventory.read_text(info_dir / "RECORD")
     if text is None:
-        text = _read_text(inventory, info_dir / "installed-files.txt")     # egg-info
+        text = inventory.read_text(info_dir / "installed-files.txt")     # egg-info
         base = info_dir
     else:
         base = site
@@ -173,12 +164,12 @@ def _read_record(inventory: Inventory, site: Path, info_dir: Path, diagnostics: 
 
 
 def _read_lines(inventory: Inventory, path: Path) -> list[str]:
-    text = _read_text(inventory, path) or ""
+    text = inventory.read_text(path) or ""
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
 def _read_entry_points(inventory: Inventory, path: Path, diagnostics: list[Diagnostic]) -> tuple[EntryPoint, ...]:
-    text = _read_text(inventory, path)
+    text = inventory.read_text(path)
     if not text:
         return ()
     parser = configparser.ConfigParser(delimiters=("=",), interpolation=None, strict=False)

@@ -109,15 +109,6 @@ def _parse_version(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def _read_text(inventory: Inventory, path: Path) -> str | None:
-    if not inventory.is_file(path):
-        return None
-    try:
-        return inventory.read_bytes(path).decode("utf-8", "replace")
-    except OSError:
-        return None
-
-
 def _pyvenv_version(deps: Path | None) -> tuple[int, int] | None:
     # pyvenv.cfg sits at the venv root, outside the walked site-packages.
     raw = read_regular_file(deps / "pyvenv.cfg") if deps else None
@@ -160,7 +151,7 @@ def _wheel_tag_version(inventory: Inventory, site: Path | None) -> tuple[int, in
     counts: Counter[tuple[int, int]] = Counter()
     for name in inventory.listdir(site):
         if name.endswith(".dist-info"):
-            text = _read_text(inventory, site / name / "WHEEL") or ""
+            text = inventory.read_text(site / name / "WHEEL") or ""
             for major, minor in _WHEEL_TAG.findall(text):
                 counts[(int(major), int(minor))] += 1
     return counts.most_common(1)[0][0] if counts else None
