@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .paths import display
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -45,7 +46,7 @@ def load_config(app_dir: Path) -> FileConfig:
     table = _read_table(path)
     if table is None:
         return FileConfig(source="defaults")
-    source = f"{path} [tool.microprune]"
+    source = f"{display(path)} [tool.microprune]"
     unknown = sorted(set(table) - set(KNOWN_KEYS))
     if unknown:
         known = ", ".join(sorted(KNOWN_KEYS))
@@ -67,13 +68,13 @@ def _read_table(path: Path) -> dict[str, Any] | None:
         with os.fdopen(fd, "rb") as handle:
             data = tomllib.loads(handle.read().decode("utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise ConfigError(str(path), f"cannot read: {err}") from err
+        raise ConfigError(display(path), f"cannot read: {err}") from err
     tool = data.get("tool", {})
     table = tool.get("microprune") if isinstance(tool, dict) else None
     if table is None:
         return None
     if not isinstance(table, dict):
-        raise ConfigError(str(path), "[tool.microprune] must be a table")
+        raise ConfigError(display(path), "[tool.microprune] must be a table")
     return table
 
 

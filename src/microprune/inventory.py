@@ -126,6 +126,8 @@ class WalkRules:
 
     exclude_paths: frozenset[Path] = frozenset()
     exclude_dir_names: frozenset[str] = frozenset()
+    # A directory holding this file is left out whole (an earlier output inside the app).
+    exclude_marker: str | None = None
 
 
 def take_inventory(roots: dict[str, Path], rules: dict[str, WalkRules]) -> Inventory:
@@ -169,7 +171,9 @@ def _record(inv: Inventory, name: str, path: Path, entry: os.DirEntry[str], rule
         inv.diagnostics.append(Diagnostic("unreadable", f"cannot stat: {err.strerror}", path))
         return
     if stat.S_ISDIR(st.st_mode):
-        if entry.name in rules.exclude_dir_names:
+        if entry.name in rules.exclude_dir_names or (
+                rules.exclude_marker and os.path.isfile(os.path.join(path, rules.exclude_marker))
+                and not os.path.islink(os.path.join(path, rules.exclude_marker))):
             inv.excluded[path] = "excluded"
             return
         children.append(entry.name)

@@ -130,6 +130,9 @@ def test_out_inside_app_is_left_out_of_the_copy(tmp_path: Path) -> None:
     again = run_cli("prune", app, "--deps", deps, "--out", out, "--force")
     assert again.code == 0, again.err
     assert not (out / "app" / "dist").exists()
+    other = app / "dist" / "second"             # a new OUT: the earlier one is not app code
+    assert run_cli("prune", app, "--deps", deps, "--out", other).code == 0
+    assert not (other / "app" / "dist").exists()
 
 
 def test_why_distribution_module_file_and_nothing(tmp_path: Path) -> None:

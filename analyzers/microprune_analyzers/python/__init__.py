@@ -31,6 +31,7 @@ APP_EXCLUDED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".mypy_cach
 # Files that only build tools and type checkers read; never loaded by a running app.
 BUILD_ONLY_SUFFIXES = (".pyi", ".pyx", ".pxd", ".pxi", ".c", ".h", ".cpp", ".hpp", ".cc", ".cxx")
 BYTECODE_DIR = "__pycache__"
+OUTPUT_MARKER = "microprune.json"      # an earlier OUT inside the app is never copied into a new one
 
 
 class PythonAnalyzer:
@@ -91,7 +92,8 @@ class PythonSession:
         excluded = set(self.request.excluded_paths)
         if venv_in_app is not None:
             excluded.add(venv_in_app)       # the venv is read as deps, never copied as app
-        return take_inventory(roots, {"app": WalkRules(frozenset(excluded), APP_EXCLUDED_DIRS),
+        app_rules = WalkRules(frozenset(excluded), APP_EXCLUDED_DIRS, exclude_marker=OUTPUT_MARKER)
+        return take_inventory(roots, {"app": app_rules,
                                       "deps": WalkRules(frozenset(excluded))})
 
     def _deps_search_path(self) -> list[Path]:

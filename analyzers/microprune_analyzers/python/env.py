@@ -105,7 +105,8 @@ def detect_target(inventory: Inventory, deps_input: Path | None, site: Path | No
 def _parse_version(text: str) -> tuple[int, int]:
     match = _VERSION.match(text.strip())
     if not match or match.group(1) != "3":
-        raise UsageError(f"--python-version {text!r} is not a Python 3 version like 3.11")
+        raise UsageError(f"python version {text!r} (from --python-version or [tool.microprune]) "
+                         "is not a Python 3 version like 3.11")
     return int(match.group(1)), int(match.group(2))
 
 
