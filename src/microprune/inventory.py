@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,8 +116,6 @@ class Inventory:
         except OSError:
             return None
 
-    def size_of(self, paths: Iterable[Path]) -> int:
-        return sum(self.files[p].size for p in paths if p in self.files)
 
 
 @dataclass(frozen=True)

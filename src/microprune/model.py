@@ -36,10 +36,6 @@ class Reason(str, enum.Enum):
     UNSAFE = "unsafe"            # symlink leaving the tree, unreadable
 
 
-KEEP_REASONS = frozenset(r for r in Reason if r not in {
-    Reason.UNREACHED, Reason.UNUSED_DIST, Reason.BYTECODE, Reason.EXCLUDED, Reason.UNSAFE})
-
-
 @dataclass(frozen=True, order=True)
 class Ref:
     """One thing a file refers to, as written in it (not yet resolved).
@@ -125,7 +121,6 @@ class Package:
 
     name: str
     version: str
-    root_files: frozenset[Path] = field(default_factory=frozenset)
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,6 @@ def display(path: PurePath | str) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
-def relative_posix(path: Path, root: Path) -> str:
-    return display(path.relative_to(root).as_posix())
-
-
 def is_within(path: PurePath, root: PurePath) -> bool:
     """Lexical containment of two absolute, normalised paths (string compare: hot path)."""
     inner, outer = str(path), str(root)

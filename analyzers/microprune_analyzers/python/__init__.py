@@ -68,7 +68,7 @@ class PythonSession:
         self.inventory = self._take_inventory(venv_in_app)
         self.version, self.version_source, multiarch = env.detect_target(
             self.inventory, deps_input, self.deps_root, request.target_version, self._diagnostics)
-        self.target = env.Target(self.version, self.version_source, multiarch, deps_input, self.deps_root, venv_in_app)
+        self.target = env.Target(self.version, multiarch)
         self.dists = index_distributions(self.inventory, self.deps_root, self._diagnostics)
         deps_path = self._deps_search_path()
         self.finder = ModuleFinder(self.inventory, self.app_root, deps_path,

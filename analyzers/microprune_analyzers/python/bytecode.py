@@ -19,9 +19,6 @@ from typing import Any
 
 from microprune.trace import ignore_interrupts
 
-POLICIES = ("compile", "none")
-
-
 def compile_tree(files: Sequence[Path], target: tuple[int, int], policy: str) -> dict[str, Any]:
     host = (sys.version_info[0], sys.version_info[1])
     sources = [f for f in files if f.suffix == ".py" and not f.is_symlink()]

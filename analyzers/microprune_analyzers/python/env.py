@@ -29,15 +29,7 @@ _VERSION = re.compile(r"^(\d+)\.(\d+)")
 @dataclass(frozen=True)
 class Target:
     version: tuple[int, int]
-    version_source: str
     multiarch: str
-    deps_input: Path | None          # what the user named
-    site_packages: Path | None       # the directory imports search
-    exclude_from_app: Path | None    # the venv inside APP, left out of the app copy
-
-    @property
-    def cache_tag(self) -> str:
-        return f"cpython-{self.version[0]}{self.version[1]}"
 
     def extension_suffixes(self) -> tuple[str, ...]:
         # The order FileFinder tries them in (importlib.machinery.EXTENSION_SUFFIXES).
