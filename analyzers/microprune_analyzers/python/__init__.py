@@ -81,6 +81,7 @@ class PythonSession:
         self._data_cache: dict[Path, list[Path]] = {}
         self._data_dirs_emitted: set[Path] = set()
         self._tops: set[str] | None = None
+        self._init_words: dict[Path, frozenset[str] | _Everything] = {}
 
     # -- setting up --------------------------------------------------------------------
     def _take_inventory(self, venv_in_app: Path | None) -> Inventory:
@@ -292,12 +293,19 @@ class PythonSession:
         """Could the package's __init__ define `name`? Any mention of the word counts."""
         if package.file is None or not package.file.name.endswith(".py"):
             return package.file is not None       # compiled __init__: cannot tell, assume yes
+        words = self._init_words.get(package.file)
+        if words is None:
+            words = self._init_words[package.file] = self._words_of(package.file)
+        return name in words
+
+    def _words_of(self, init: Path) -> frozenset[str] | _Everything:
         try:
-            source = self.inventory.read_bytes(package.file)
+            source = self.inventory.read_bytes(init)
         except OSError:
-            return True
-        return re.search(rb"(?<![\w])" + re.escape(name.encode()) + rb"(?![\w])", source) is not None \
-            or b"__getattr__" in source or b"import *" in source
+            return _EVERYTHING
+        if b"__getattr__" in source or b"import *" in source:
+            return _EVERYTHING                     # names it can hand out are not all written down
+        return frozenset(w.decode("ascii", "replace") for w in re.findall(rb"[A-Za-z_]\w*", source))
 
     def _resolve_dynamic(self, ref: Ref, importer: Path) -> Resolution:
         name = self._absolute(ref, importer)
@@ -618,6 +626,14 @@ class PythonSession:
         return self.inventory.is_file(path.with_suffix(".py"))
 
 
+class _Everything:
+    """A set that contains every name (a package whose exports cannot be listed)."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+_EVERYTHING = _Everything()
 _CPYTHON_TAG = re.compile(r"\.cpython-\d+")
 _MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?:\.\*\*?)?$")
 
