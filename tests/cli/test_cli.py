@@ -259,3 +259,20 @@ def test_force_never_replaces_the_current_directory(tmp_path: Path) -> None:
     result = run_cli("prune", app, "--deps", deps, "--out", ".", "--force", cwd=work)
     assert result.code == 1 and "current or home directory" in result.err
     assert (work / "notes.txt").read_text() == "mine"
+
+
+def test_two_prunes_write_identical_trees(tmp_path: Path) -> None:
+    """Bytecode included: .pyc files must not embed where OUT (or its staging dir) was."""
+    app, deps = basic_app(tmp_path)
+    trees = []
+    for name in ("one", "two"):
+        out = tmp_path / name
+        assert run_cli("prune", app, "--deps", deps, "--out", out).code == 0
+        trees.append({k: v for k, v in snapshot(out).items() if k != os.fsencode("microprune.json").hex()})
+    assert trees[0] == trees[1]
+    assert any(bytes.fromhex(k).endswith(b".pyc") for k in trees[0])
+    reports = [json.loads((tmp_path / n / "microprune.json").read_text()) for n in ("one", "two")]
+    for report in reports:
+        for key in ("app_out", "deps_out", "run"):
+            report.pop(key)
+    assert reports[0] == reports[1]

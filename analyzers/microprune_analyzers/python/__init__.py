@@ -149,7 +149,7 @@ class PythonSession:
     def finish_tree(self, app_out: Path, deps_out: Path, files: Sequence[Path]) -> dict[str, Any]:
         """Bytecode for the kept sources; debug info out of shared objects, never in *.libs/
         (auditwheel's patchelf'd libraries break under strip)."""
-        summary = compile_tree(files, self.version, self.request.options.get("bytecode", "compile"))
+        summary = compile_tree(files, (deps_out, app_out), self.version, self.request.options.get("bytecode", "compile"))
         shared = [f for f in files if (f.name.endswith(".so") or ".so." in f.name)
                   and not any(part.endswith(".libs") for part in f.relative_to(deps_out).parts)
                   and is_within(f, deps_out)]

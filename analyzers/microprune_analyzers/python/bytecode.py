@@ -19,7 +19,8 @@ from typing import Any
 
 from microprune.trace import ignore_interrupts
 
-def compile_tree(files: Sequence[Path], target: tuple[int, int], policy: str) -> dict[str, Any]:
+def compile_tree(files: Sequence[Path], roots: Sequence[Path], target: tuple[int, int], policy: str) -> dict[str, Any]:
+    """Compile the written .py files under ``roots`` (OUT/app, OUT/site-packages)."""
     host = (sys.version_info[0], sys.version_info[1])
     sources = [f for f in files if f.suffix == ".py" and not f.is_symlink()]
     summary: dict[str, Any] = {"policy": policy, "compiled": 0, "failed": 0, "bytes": 0}
@@ -30,26 +31,38 @@ def compile_tree(files: Sequence[Path], target: tuple[int, int], policy: str) ->
         summary["why"] = (f"the host runs Python {host[0]}.{host[1]}, the target is {target[0]}.{target[1]}: "
                           "bytecode can only be written by the target's interpreter")
         return {"bytecode": summary}
-    results = _compile_all(sources)
+    jobs = [(path, _recorded_name(path, roots)) for path in sources]
+    results = _compile_all(jobs)
     summary["compiled"] = sum(1 for size in results if size >= 0)
     summary["failed"] = sum(1 for size in results if size < 0)
     summary["bytes"] = sum(size for size in results if size > 0)
     return {"bytecode": summary}
 
 
-def _compile_all(sources: list[Path]) -> list[int]:
-    jobs = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1, 8)
-    if jobs < 2 or len(sources) < 64:
-        return [_compile_one(path) for path in sources]
+def _recorded_name(path: Path, roots: Sequence[Path]) -> str:
+    """The file name stored in the code objects: relative to the tree, so the bytes do not
+    depend on where OUT (or its staging directory) is. importlib replaces it with the real
+    path when it loads the .pyc, so tracebacks still show where the file is."""
+    for root in roots:
+        if root in path.parents:
+            return path.relative_to(root).as_posix()
+    return path.name
+
+
+def _compile_all(jobs: list[tuple[Path, str]]) -> list[int]:
+    workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1, 8)
+    if workers < 2 or len(jobs) < 64:
+        return [_compile_one(job) for job in jobs]
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=ignore_interrupts) as pool:
-        return list(pool.map(_compile_one, sources, chunksize=32))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=ignore_interrupts) as pool:
+        return list(pool.map(_compile_one, jobs, chunksize=32))
 
 
-def _compile_one(path: Path) -> int:
+def _compile_one(job: tuple[Path, str]) -> int:
     """Bytes written, or -1 when the host cannot compile it (a syntax error, newer syntax)."""
+    path, recorded = job
     try:
-        target = py_compile.compile(str(path), doraise=True, quiet=2,
+        target = py_compile.compile(str(path), dfile=recorded, doraise=True, quiet=2,
                                     invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
     except (py_compile.PyCompileError, OSError, ValueError, SyntaxError):
         return -1
