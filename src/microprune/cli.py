@@ -107,6 +107,7 @@ def _request(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple
         entries=entries or config.entry,
         keep=tuple(dict.fromkeys(config.keep + keep)),
         target_version=python_version or config.python_version,
+        options={"entry_origin": "--entry" if entries else config.source},
     )
     return request, language or config.language
 

@@ -67,7 +67,8 @@ class Inventory:
         info = self.files.get(path)
         if info is not None:
             return info.root
-        for name, root in self.roots.items():
+        # The most specific root wins: the deps may sit inside the app (APP/.venv/...).
+        for name, root in sorted(self.roots.items(), key=lambda kv: len(kv[1].parts), reverse=True):
             if is_within(path, root):
                 return name
         return None
@@ -124,8 +125,8 @@ class WalkRules:
 
     exclude_paths: frozenset[Path] = frozenset()
     exclude_dir_names: frozenset[str] = frozenset()
-    # A directory holding this file is left out whole (an earlier output inside the app).
-    exclude_marker: str | None = None
+    # A directory holding one of these files is left out whole (an earlier output, a venv).
+    exclude_markers: tuple[str, ...] = ()
 
 
 def take_inventory(roots: dict[str, Path], rules: dict[str, WalkRules]) -> Inventory:
@@ -169,9 +170,7 @@ def _record(inv: Inventory, name: str, path: Path, entry: os.DirEntry[str], rule
         inv.diagnostics.append(Diagnostic("unreadable", f"cannot stat: {err.strerror}", path))
         return
     if stat.S_ISDIR(st.st_mode):
-        if entry.name in rules.exclude_dir_names or (
-                rules.exclude_marker and os.path.isfile(os.path.join(path, rules.exclude_marker))
-                and not os.path.islink(os.path.join(path, rules.exclude_marker))):
+        if entry.name in rules.exclude_dir_names or _has_marker(path, rules.exclude_markers):
             inv.excluded[path] = "excluded"
             return
         children.append(entry.name)
@@ -185,6 +184,10 @@ def _record(inv: Inventory, name: str, path: Path, entry: os.DirEntry[str], rule
         inv.files[path] = FileInfo(name, 0, _link_target(path), 0o777)
     else:
         inv.diagnostics.append(Diagnostic("special-file", "not a regular file, directory or symlink; skipped", path))
+
+
+def _has_marker(directory: Path, markers: tuple[str, ...]) -> bool:
+    return any(os.path.isfile(directory / m) and not os.path.islink(directory / m) for m in markers)
 
 
 def _link_target(path: Path) -> Path | None:

@@ -218,3 +218,50 @@ def test_a_burst_of_interrupts_leaves_nothing_behind(tmp_path: Path, burst: int)
     assert proc.returncode in (0, 130), err
     leftovers = [p.name for p in staging.iterdir() if p.name != "out"] if staging.exists() else []
     assert leftovers == []
+
+
+def test_shared_object_in_the_app_and_a_venv_inside_it(tmp_path: Path) -> None:
+    """A .so among the app's files must not trip the strip step; a virtualenv inside the
+    app is never app code, even when --deps names another directory."""
+    app, deps = basic_app(tmp_path)
+    (app / "_native.cpython-311-x86_64-linux-gnu.so").write_bytes(b"\x7fELF" + b"\0" * 60)
+    venv = app / "venv"
+    (venv / "lib" / "python3.11" / "site-packages").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("version_info = 3.11.7\n")
+    (venv / "lib" / "python3.11" / "site-packages" / "junk.py").write_text("X = 1\n")
+    out = tmp_path / "out"
+    result = run_cli("prune", app, "--deps", deps, "--out", out, "--format", "json")
+    assert result.code == 0, result.err
+    assert (out / "app" / "_native.cpython-311-x86_64-linux-gnu.so").is_file()
+    assert not (out / "app" / "venv").exists()
+
+
+def test_metadata_that_is_not_utf8(tmp_path: Path) -> None:
+    app, deps = basic_app(tmp_path)
+    (deps / "greet-1.0.dist-info" / "METADATA").write_bytes(b"Metadata-Version: 2.1\nName: g\xffreet\nVersion: 1.\xfe0\n")
+    result = run_cli("analyze", app, "--deps", deps, "--format", "json")
+    assert result.code == 0, result.err
+    report = result.json()
+    assert "greet" in {d["name"] for d in report["distributions"]}
+    assert any(w["code"] == "broken-metadata" and "UTF-8" in w["message"] for w in report["warnings"])
+
+
+def test_bytecode_none_and_keep_globs_never_ship_bytecode(tmp_path: Path) -> None:
+    app, deps = basic_app(tmp_path)
+    out = tmp_path / "out"
+    result = run_cli("prune", app, "--deps", deps, "--out", out, "--bytecode", "none", "--keep", "greet/**",
+                     "--format", "json")
+    assert result.code == 0, result.err
+    assert result.json()["bytecode"]["compiled"] == 0
+    assert not [p for p in out.rglob("*") if p.name == "__pycache__" or p.suffix == ".pyc"]
+
+
+def test_huge_source_files_are_not_compiled(tmp_path: Path) -> None:
+    """CPython's compiler can need gigabytes for one huge module: such files are skipped."""
+    app, deps = basic_app(tmp_path)
+    (deps / "greet" / "table.py").write_text("DATA = [" + "1, " * 2_000_000 + "]\n")   # about 6 MB
+    (deps / "greet" / "__init__.py").write_text("from .core import hello\nfrom . import table\n")
+    result = run_cli("prune", app, "--deps", deps, "--out", tmp_path / "out", "--format", "json")
+    assert result.code == 0, result.err
+    assert result.json()["bytecode"]["too_big"] == 1
+    assert not list((tmp_path / "out" / "site-packages" / "greet" / "__pycache__").glob("table.*"))

@@ -156,7 +156,7 @@ def test_keep_pattern_and_config_file(tmp_path: Path) -> None:
     report = run_cli("analyze", app, "--format", "json").json()
     rows = {r["name"]: r for r in report["distributions"]}
     assert rows["other"]["used"] is True
-    assert report["entries"][0]["origin"] == "--entry"  # config entries are passed as if given as flags
+    assert report["entries"][0]["origin"].endswith("pyproject.toml [tool.microprune]")
 
 
 @pytest.mark.parametrize("args, message", [

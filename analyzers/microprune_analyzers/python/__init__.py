@@ -31,7 +31,9 @@ APP_EXCLUDED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".mypy_cach
 # Files that only build tools and type checkers read; never loaded by a running app.
 BUILD_ONLY_SUFFIXES = (".pyi", ".pyx", ".pxd", ".pxi", ".c", ".h", ".cpp", ".hpp", ".cc", ".cxx")
 BYTECODE_DIR = "__pycache__"
-OUTPUT_MARKER = "microprune.json"      # an earlier OUT inside the app is never copied into a new one
+# Never copied as app: an earlier OUT (its report) and any virtualenv (its pyvenv.cfg),
+# whether or not it is the deps being pruned.
+APP_EXCLUDED_MARKERS = ("microprune.json", "pyvenv.cfg")
 
 
 class PythonAnalyzer:
@@ -71,7 +73,8 @@ class PythonSession:
         self.target = env.Target(self.version, multiarch)
         self.dists = index_distributions(self.inventory, self.deps_root, self._diagnostics)
         deps_path = self._deps_search_path()
-        self.finder = ModuleFinder(self.inventory, self.app_root, deps_path,
+        self.app_paths = self._app_search_path()
+        self.finder = ModuleFinder(self.inventory, self.app_paths, deps_path,
                                    self.target.extension_suffixes(), runtime_modules(self.version))
         use_hints = request.options.get("use_hints", True)
         self.hints = load_hints() if use_hints else {}
@@ -93,9 +96,22 @@ class PythonSession:
         excluded = set(self.request.excluded_paths)
         if venv_in_app is not None:
             excluded.add(venv_in_app)       # the venv is read as deps, never copied as app
-        app_rules = WalkRules(frozenset(excluded), APP_EXCLUDED_DIRS, exclude_marker=OUTPUT_MARKER)
+        app_rules = WalkRules(frozenset(excluded), APP_EXCLUDED_DIRS, exclude_markers=APP_EXCLUDED_MARKERS)
         return take_inventory(roots, {"app": app_rules,
                                       "deps": WalkRules(frozenset(excluded))})
+
+    def _app_search_path(self) -> list[Path]:
+        """The app root, then APP/src when the app uses the src layout (run with PYTHONPATH=src)."""
+        src = self.app_root / "src"
+        if self.inventory.is_dir(src) and not self.inventory.is_file(src / "__init__.py"):
+            return [self.app_root, src]
+        return [self.app_root]
+
+    def _app_dirs_on_path(self) -> list[str]:
+        """Search directories inside the app (src layout, an editable install's .pth): the
+        run command must put them on PYTHONPATH too."""
+        inside = [p for p in [*self.app_paths[1:], *self.finder.deps_path] if is_within(p, self.app_root)]
+        return [p.relative_to(self.app_root).as_posix() for p in dict.fromkeys(inside)]
 
     def _deps_search_path(self) -> list[Path]:
         """site-packages, then the in-tree directories its .pth files add (site.addpackage)."""
@@ -131,7 +147,8 @@ class PythonSession:
         finder = EntryFinder(self.app_root, self.inventory, self.finder, self.dists)
         try:
             if self.request.entries:
-                return [finder.named(spec) for spec in self.request.entries]
+                origin = str(self.request.options.get("entry_origin", "--entry"))
+                return [finder.named(spec, origin) for spec in self.request.entries]
             return finder.detect()
         finally:
             self._diagnostics.extend(finder.diagnostics)
@@ -150,15 +167,15 @@ class PythonSession:
         """Bytecode for the kept sources; debug info out of shared objects, never in *.libs/
         (auditwheel's patchelf'd libraries break under strip)."""
         summary = compile_tree(files, (deps_out, app_out), self.version, self.request.options.get("bytecode", "compile"))
-        shared = [f for f in files if (f.name.endswith(".so") or ".so." in f.name)
-                  and not any(part.endswith(".libs") for part in f.relative_to(deps_out).parts)
-                  and is_within(f, deps_out)]
+        shared = [f for f in files if (f.name.endswith(".so") or ".so." in f.name) and is_within(f, deps_out)
+                  and not any(part.endswith(".libs") for part in f.relative_to(deps_out).parts)]
         summary["strip"] = strip_debug(shared, self.request.options.get("strip", "debug")).as_dict()
         return summary
 
     def run_command(self, entry: Entry, app_out: str, deps_out: str) -> str:
         """How to start an entry from OUT with only the pruned deps visible (-S: no site-packages)."""
-        env = f"PYTHONPATH={shlex.quote(deps_out)}"
+        path = ":".join([deps_out, *(f"{app_out}/{d}" for d in self._app_dirs_on_path())])
+        env = f"PYTHONPATH={shlex.quote(path)}"
         if entry.kind == "script":
             return f"{env} python3 -S {shlex.quote(app_out + '/' + entry.spec)}"
         module = entry.spec.split(":", 1)[0]
@@ -576,8 +593,10 @@ class PythonSession:
         if self.deps_root is None:
             return []
         regex = _glob_regex(pattern)
+        # Bytecode caches are dropped whatever the pattern: they are rebuilt, never kept.
         return [p for p, info in self.inventory.files.items()
-                if info.root == "deps" and regex.match(p.relative_to(self.deps_root).as_posix())]
+                if info.root == "deps" and regex.match(p.relative_to(self.deps_root).as_posix())
+                and self.drop_reason(p) is not Reason.BYTECODE]
 
     # -- Session protocol: names, packages, drops --------------------------------------
     def keep_edges(self, pattern: str) -> list[Edge]:
@@ -655,13 +674,10 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
 
 
 def _scan_pth(data: bytes) -> Scan:
-    """Lines starting with `import` run at start-up (site.addpackage); their modules must stay."""
-    refs = []
-    for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
-        if line.startswith(("import ", "import\t")):
-            for match in re.finditer(r"\bimport\s+([\w.]+)", line):
-                refs.append(Ref(number, "import", match.group(1)))
-    return Scan(refs=tuple(refs))
+    """Lines starting with `import` are executed at start-up (site.addpackage), whole: the
+    lexer reads them like code (distutils-precedence.pth calls __import__('_distutils_hack'))."""
+    lines = [line if line.startswith((b"import ", b"import\t")) else b"" for line in data.splitlines()]
+    return scan_source(b"\n".join(lines))
 
 
 _RESOLVERS = {

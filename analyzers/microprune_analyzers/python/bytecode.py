@@ -19,11 +19,18 @@ from typing import Any
 
 from microprune.trace import ignore_interrupts
 
+# CPython's compiler needs memory far beyond a file's size on huge expressions (a 50 MB
+# one-line module took 18 GB here): such files are left to compile at run time.
+MAX_COMPILE_BYTES = 4 << 20
+
+
 def compile_tree(files: Sequence[Path], roots: Sequence[Path], target: tuple[int, int], policy: str) -> dict[str, Any]:
     """Compile the written .py files under ``roots`` (OUT/app, OUT/site-packages)."""
     host = (sys.version_info[0], sys.version_info[1])
-    sources = [f for f in files if f.suffix == ".py" and not f.is_symlink()]
-    summary: dict[str, Any] = {"policy": policy, "compiled": 0, "failed": 0, "bytes": 0}
+    sources = [f for f in files if f.suffix == ".py" and not f.is_symlink()
+               and f.stat().st_size <= MAX_COMPILE_BYTES]
+    too_big = sum(1 for f in files if f.suffix == ".py" and not f.is_symlink() and f.stat().st_size > MAX_COMPILE_BYTES)
+    summary: dict[str, Any] = {"policy": policy, "compiled": 0, "failed": 0, "bytes": 0, "too_big": too_big}
     if policy == "none" or not sources:
         return {"bytecode": summary}
     if host != target:

@@ -124,14 +124,21 @@ def _special_files(files: set[Path], site: Path) -> tuple[tuple[Path, ...], tupl
 
 
 def _read_metadata(inventory: Inventory, path: Path, diagnostics: list[Diagnostic]) -> dict[str, str]:
-    text = inventory.read_text(path)
-    if text is None:
+    try:
+        raw = inventory.read_bytes(path) if inventory.is_file(path) else None
+    except OSError:
+        raw = None
+    if raw is None:
         diagnostics.append(Diagnostic("broken-metadata", "missing or unreadable; name taken from the directory", path))
         return {}
     # Only the header block: the body can be megabytes of README.
-    head = text.split("\n\n", 1)[0]
+    try:
+        head = raw.split(b"\n\n", 1)[0].decode("utf-8")
+    except UnicodeDecodeError:
+        diagnostics.append(Diagnostic("broken-metadata", "not valid UTF-8; name taken from the directory", path))
+        return {}
     message = email.parser.HeaderParser().parsestr(head)
-    headers = {k: str(v) for k, v in message.items() if k in ("Name", "Version")}
+    headers = {k: str(v) for k, v in message.items() if k in ("Name", "Version") and str(v).isprintable()}
     if "Name" not in headers:
         diagnostics.append(Diagnostic("broken-metadata", "has no Name header; name taken from the directory", path))
     return headers

@@ -94,9 +94,10 @@ class EntryFinder:
             found = finder()
             if found:
                 return found
+        unresolved = "".join(f"; {d.message}" for d in self.diagnostics if d.code == "entry-unresolved")
         raise UsageError(
             f"no entry point found in {display(self.app_root)} (looked for [project.scripts], a Procfile, "
-            f"__main__.py, {', '.join(USUAL_SCRIPTS)}); pass --entry with a script, a module "
+            f"__main__.py, {', '.join(USUAL_SCRIPTS)}){unresolved}; pass --entry with a script, a module "
             "such as pkg.app:app, or a console script")
 
     def _from_pyproject(self) -> list[Entry]:

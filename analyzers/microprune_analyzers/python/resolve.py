@@ -32,10 +32,11 @@ EXTERNAL = "external"       # provided by the runtime (stdlib / builtin)
 
 
 class ModuleFinder:
-    def __init__(self, inventory: Inventory, app_root: Path, deps_path: list[Path],
+    def __init__(self, inventory: Inventory, app_paths: list[Path], deps_path: list[Path],
                  extension_suffixes: tuple[str, ...], runtime_modules: frozenset[str]) -> None:
         self.inventory = inventory
-        self.app_root = app_root
+        self.app_root = app_paths[0]
+        self.app_paths = tuple(app_paths)       # the app root, then APP/src for a src layout
         self.deps_path = deps_path
         self.runtime_modules = runtime_modules
         # FileFinder's order: extension modules, then source, then bytecode.
@@ -62,7 +63,7 @@ class ModuleFinder:
 
     def _module_name(self, path: Path) -> str | None:
         # The most specific root wins: the deps may sit inside the app (APP/.venv).
-        roots = sorted([self.app_root, *self.deps_path], key=lambda r: len(r.parts), reverse=True)
+        roots = sorted([*self.app_paths, *self.deps_path], key=lambda r: len(r.parts), reverse=True)
         for root in roots:
             if is_within(path, root) and path != root:
                 parts = list(path.relative_to(root).parts)
@@ -131,14 +132,16 @@ class ModuleFinder:
 
     def _find_top(self, name: str) -> Module | str | None:
         # The app shadows the stdlib (sys.path[0] comes first); the stdlib shadows the deps.
-        in_app = self._find_in(name, name, (self.app_root,))
+        in_app = self._find_in(name, name, self.app_paths)
         if isinstance(in_app, Module) and in_app.file is not None:
             return in_app
         if name in self.runtime_modules:
             return EXTERNAL
-        return self._find_in(name, name, (self.app_root, *self.deps_path))
+        return self._find_in(name, name, (*self.app_paths, *self.deps_path))
 
     def _find_in(self, fullname: str, tail: str, dirs: tuple[Path, ...]) -> Module | None:
+        if tail == "__pycache__":          # bytecode caches are never packages
+            return None
         portions: list[Path] = []
         for directory in dirs:
             files, subdirs = self._entries(directory)

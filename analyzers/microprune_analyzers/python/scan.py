@@ -53,8 +53,10 @@ _WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567
 # After `from`: one lazy run of the only bytes a module spec can hold (blanks, dots, word
 # bytes, backslash-newlines), then `import`. One character class cannot backtrack
 # quadratically; the run is split into dots and name in Python.
-_FROM_TAIL = re.compile(rb"((?:[ \t.\w]|\\\n)*?)(?<![\w])import(?![\w])[ \t]*(\([^)]*\)|[^\n;#]*(?:\\\n[^\n;#]*)*)")
-_FROM_SPEC = re.compile(rb"(\.*)([\w.]*)")
+# Bytes \x80-\xff: identifiers may be non-ASCII (PEP 3131: `import café`), in UTF-8.
+_FROM_TAIL = re.compile(
+    rb"((?:[ \t.\w\x80-\xff]|\\\n)*?)(?<![\w\x80-\xff])import(?![\w])[ \t]*(\([^)]*\)|[^\n;#]*(?:\\\n[^\n;#]*)*)")
+_FROM_SPEC = re.compile(rb"(\.*)([\w.\x80-\xff]*)")
 _IMPORT_TAIL = re.compile(rb"[ \t]+([^\n;#]*(?:\\\n[^\n;#]*)*)")
 _CALL_ARG = re.compile(rb"""\s*(?P<f>[fF]?)(?P<q>['"])(?P<text>[^'"\\\n]*)(?P=q)\s*(?P<next>[,)%+.]?)(?P<rest>[^)]*)""")
 _DYNAMIC_SPECULATIVE = {b"find_spec", b"import_string"}
@@ -180,16 +182,24 @@ def _import_statement(data: bytes, word: bytes, start: int, end: int, line: int)
         spec = _FROM_SPEC.fullmatch(re.sub(rb"[ \t]|\\\n", b"", tail.group(1)))
         if spec is None:                     # `x from y import z` is not Python
             return [], -1
-        names = tuple(n for n in _split_names(tail.group(2).strip(b"()")) if _IDENTIFIER.match(n) or n == "*")
-        ref = Ref(line, "from", spec.group(2).decode("ascii", "replace"), len(spec.group(1)), names,
+        names = tuple(n for n in _split_names(tail.group(2).strip(b"()")) if n.isidentifier() or n == "*")
+        module = spec.group(2).decode("utf-8", "replace")
+        if module and not is_module_path(module):
+            return [], -1
+        ref = Ref(line, "from", module, len(spec.group(1)), names,
                   optional=optional)
         return [ref], tail.end()
     tail = _IMPORT_TAIL.match(data, end)
     if tail is None:
         return [], -1
     refs = [Ref(line, "import", name, optional=optional) for name in _split_names(tail.group(1))
-            if _NAME_STRING.match(name) and ":" not in name]
+            if is_module_path(name)]
     return refs, tail.end()
+
+
+def is_module_path(name: str) -> bool:
+    """`a.b.c` with every part a Python identifier (Unicode ones included)."""
+    return all(part.isidentifier() for part in name.split("."))
 
 
 def _split_names(text: bytes) -> list[str]:
@@ -197,7 +207,7 @@ def _split_names(text: bytes) -> list[str]:
     for part in text.replace(b"\\\n", b" ").replace(b"\n", b" ").split(b","):
         words = part.split()
         if words:
-            names.append(words[0].decode("ascii", "replace"))
+            names.append(words[0].decode("utf-8", "replace"))
     return names
 
 
