@@ -438,8 +438,8 @@ class PythonSession:
         siblings = [m for m in self.finder.submodules(package) if m.file is not None and not m.is_package]
         return Resolved(tuple(self._module_edges(siblings, Reason.DYNAMIC, f"beside compiled {importer.name}")))
 
-    def _resolve_submodule_names(self, ref: Ref, importer: Path) -> Resolution:
-        if ref.kind == "lazy-submodules" and self.finder.strip_suffix(importer.name) != "__init__":
+    def _resolve_lazy_submodules(self, ref: Ref, importer: Path) -> Resolution:
+        if self.finder.strip_suffix(importer.name) != "__init__":
             return Unresolved("lazy submodules come from a package __init__ only")
         package_name = self.finder.package_of(importer)
         package = self.finder.find(package_name) if package_name else None
@@ -536,16 +536,16 @@ class PythonSession:
             return cached
         found: list[Path] = []
         if directory != self.deps_root:       # loose files at the top belong to no package
-            self._collect_data(directory, found, top=True)
+            self._collect_data(directory, found)
         self._data_cache[directory] = found
         return found
 
-    def _collect_data(self, directory: Path, found: list[Path], top: bool) -> None:
+    def _collect_data(self, directory: Path, found: list[Path]) -> None:
         for name in self.inventory.listdir(directory):
             path = directory / name
             if self.inventory.is_dir(path):
                 if name != BYTECODE_DIR and not self._has_python(path) and not name.endswith((".dist-info", ".egg-info")):
-                    self._collect_data(path, found, top=False)
+                    self._collect_data(path, found)
             elif self._is_data(path):
                 found.append(path)
 
@@ -686,7 +686,7 @@ _RESOLVERS = {
     "dynamic": PythonSession._resolve_dynamic,
     "dynamic-prefix": PythonSession._resolve_prefix,
     "string": PythonSession._resolve_string,
-    "lazy-submodules": PythonSession._resolve_submodule_names,
+    "lazy-submodules": PythonSession._resolve_lazy_submodules,
     "native-names": PythonSession._resolve_native_names,
     "siblings": PythonSession._resolve_siblings,
     "all-submodules": PythonSession._resolve_all_submodules,
