@@ -46,6 +46,7 @@ class Session(Protocol):
     app_root: Path
     deps_root: Path | None
     layout: Layout
+    trace_lists_directories: bool     # `trace` lists the directories of kept files (namespace packages)
 
     def entries(self) -> Sequence[Entry]: ...
     def describe(self) -> dict[str, Any]: ...

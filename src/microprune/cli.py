@@ -5,14 +5,15 @@ line on stderr, never a traceback (set MICROPRUNE_DEBUG=1 to see one).
 """
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -66,11 +67,46 @@ def app_options(func: F) -> F:
                           "or a glob relative to the deps (babel/locale-data/**). Repeatable."),
         click.option("--python-version", metavar="X.Y",
                      help="Target Python version. Default: read from the deps (pyvenv.cfg, extension names, wheel tags)."),
-        click.option("--language", type=str, default=None, help="Analyzer to use. Default: detected from APP."),
+        click.option("--node-version", metavar="X.Y[.Z]",
+                     help="Target Node.js version (decides the module-sync condition). "
+                          "Default: the node on PATH, else package.json engines."),
+        click.option("--condition", "conditions", multiple=True, metavar="NAME",
+                     help="Extra package.json exports/imports condition to match (Node), as node "
+                          "--conditions does. Repeatable."),
+        click.option("--alias", "aliases", multiple=True, metavar="NAME=PATH",
+                     help="Module alias (Node): require('NAME/x') loads PATH/x, as module-alias's "
+                          "_moduleAliases in package.json (read too) does. Repeatable."),
+        click.option("--language", type=str, default=None,
+                     help="Analyzer to use (node or python). Default: detected from APP."),
     ]
+    @functools.wraps(func)
+    def gather(**kwargs: Any) -> Any:
+        kwargs["target"] = TargetFlags(kwargs.pop("python_version"), kwargs.pop("node_version"),
+                                       kwargs.pop("conditions"), kwargs.pop("aliases"))
+        return func(**kwargs)
+
+    command: Any = gather
     for option in reversed(options):
-        func = option(func)
-    return func
+        command = option(command)
+    return cast(F, command)
+
+
+@dataclass(frozen=True)
+class TargetFlags:
+    """The flags that say what the app runs on and how its names resolve."""
+
+    python_version: str | None = None
+    node_version: str | None = None
+    conditions: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+
+    def version(self) -> str | None:
+        if self.python_version and self.node_version:
+            raise click.UsageError("give --python-version or --node-version, not both")
+        return self.python_version or self.node_version
+
+    def options(self) -> dict[str, Any]:
+        return {"conditions": self.conditions, "aliases": self.aliases}
 
 
 def format_option(func: F) -> F:
@@ -96,7 +132,7 @@ def cli() -> None:
 
 
 def _request(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[str, ...],
-             python_version: str | None, language: str | None) -> tuple[Request, str | None]:
+             target: TargetFlags, language: str | None) -> tuple[Request, str | None]:
     app = normalise(app)
     if not app.exists():
         raise click.BadParameter(f"{display(app)} does not exist", param_hint="APP")
@@ -106,8 +142,8 @@ def _request(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple
         deps=normalise(deps) if deps else config.deps,
         entries=entries or config.entry,
         keep=tuple(dict.fromkeys(config.keep + keep)),
-        target_version=python_version or config.python_version,
-        options={"entry_origin": "--entry" if entries else config.source},
+        target_version=target.version() or config.python_version,
+        options={"entry_origin": "--entry" if entries else config.source, **target.options()},
     )
     return request, language or config.language
 
@@ -131,9 +167,9 @@ def _emit(report: dict[str, Any], fmt: str) -> None:
 @app_options
 @format_option
 def analyze(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[str, ...],
-            python_version: str | None, language: str | None, fmt: str) -> None:
+            target: TargetFlags, language: str | None, fmt: str) -> None:
     """Show what would be kept and dropped, per distribution. Changes nothing."""
-    request, language = _request(app, deps, entries, keep, python_version, language)
+    request, language = _request(app, deps, entries, keep, target, language)
     _check_deps_exist(request)
     _emit(run_analyze(request, language).report("analyze"), fmt)
 
@@ -151,15 +187,15 @@ def analyze(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[
                    "result is checked to still load, else the original is kept); none: copy them as they are.")
 @format_option
 def prune(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[str, ...],
-          python_version: str | None, language: str | None, out: Path, force: bool, bytecode: str,
-          strip: str, fmt: str) -> None:
+          target: TargetFlags, language: str | None, out: Path, force: bool, bytecode: str, strip: str,
+          fmt: str) -> None:
     """Write the app and its pruned deps to a new directory OUT.
 
     APP and --deps are never modified. OUT is written atomically: an
     interrupted run leaves no half-written OUT behind. OUT/microprune.json
     holds the same report as --format json.
     """
-    request, language = _request(app, deps, entries, keep, python_version, language)
+    request, language = _request(app, deps, entries, keep, target, language)
     _check_deps_exist(request)
     request = replace(request, options={**request.options, "bytecode": bytecode, "strip": strip})
     _, _, report = run_prune(request, out, force, language)
@@ -171,12 +207,12 @@ def prune(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[st
 @click.argument("name")
 @format_option
 def why(app: Path, name: str, deps: Path | None, entries: tuple[str, ...], keep: tuple[str, ...],
-        python_version: str | None, language: str | None, fmt: str) -> None:
+        target: TargetFlags, language: str | None, fmt: str) -> None:
     """Show the chain of imports (file:line) that keeps NAME, or say that nothing does.
 
     NAME is a distribution, a module, or a file path (relative to the deps or the app).
     """
-    request, language = _request(app, deps, entries, keep, python_version, language)
+    request, language = _request(app, deps, entries, keep, target, language)
     _check_deps_exist(request)
     analysis = run_analyze(request, language)
     candidates = list(analysis.session.lookup(name))
@@ -193,6 +229,7 @@ EPILOG_TRACE = """\b
 Examples:
   microprune trace app.py --deps ./deps                 # the files app.py reaches
   microprune trace main.py --deps ./deps:./vendor --format json
+  microprune trace server.js --base . --format json     # a Node app: node_modules found from the entry
 """
 
 
@@ -202,12 +239,24 @@ Examples:
               help="Directories to search after the entries' own directory, in order. Repeatable.")
 @click.option("--base", type=click.Path(file_okay=False, path_type=Path),
               help="The app's root (import root of the entries). Default: the first entry's directory.")
+@click.option("--cwd", type=click.Path(file_okay=False, path_type=Path),
+              help="The directory the app runs in (process.cwd() for Node). Default: --base.")
+@click.option("--depth", type=click.IntRange(min=0), default=None,
+              help="Read files at most this many import steps from the entries (0: the entries are listed, "
+                   "not read). Default: no limit.")
 @click.option("--python-version", metavar="X.Y", help="Target Python version.")
-@click.option("--language", type=str, default=None, help="Analyzer to use. Default: detected.")
+@click.option("--node-version", metavar="X.Y[.Z]", help="Target Node.js version.")
+@click.option("--condition", "conditions", multiple=True, metavar="NAME",
+              help="Extra exports/imports condition to match (Node). Repeatable.")
+@click.option("--alias", "aliases", multiple=True, metavar="NAME=PATH", help="Module alias (Node). Repeatable.")
+@click.option("--language", type=str, default=None,
+              help="Analyzer to use (node or python). Default: from the entries' file names.")
 @format_option
-def trace(entries: tuple[Path, ...], deps_paths: tuple[str, ...], base: Path | None,
-          python_version: str | None, language: str | None, fmt: str) -> None:
+def trace(entries: tuple[Path, ...], deps_paths: tuple[str, ...], base: Path | None, cwd: Path | None,
+          depth: int | None, python_version: str | None, node_version: str | None, conditions: tuple[str, ...],
+          aliases: tuple[str, ...], language: str | None, fmt: str) -> None:
     """Print every file ENTRIES reach (and the imports that are missing). Changes nothing."""
+    target = TargetFlags(python_version, node_version, conditions, aliases)
     base = normalise(base or entries[0].parent)
     paths = [normalise(Path(p)) for d in deps_paths for p in str(d).split(os.pathsep) if p]
     for path in paths:
@@ -215,9 +264,10 @@ def trace(entries: tuple[Path, ...], deps_paths: tuple[str, ...], base: Path | N
             raise click.BadParameter(f"{display(path)} is not a directory", param_hint="--deps")
     specs = tuple(os.path.relpath(normalise(e), base) for e in entries)
     request = Request(app_dir=base, deps=paths[0] if paths else None, entries=specs,
-                      target_version=python_version,
-                      options={"extra_paths": paths[1:], "deps_optional": True})
-    report = run_trace(request, language or ("python" if all(e.suffix == ".py" for e in entries) else None))
+                      target_version=target.version(),
+                      options={"extra_paths": paths[1:], "deps_optional": True, **target.options(),
+                               "cwd": normalise(cwd) if cwd else None, "max_depth": depth})
+    report = run_trace(request, language or _language_of(entries))
     if fmt == "json":
         click.echo(render_json(report), nl=False)
     else:
@@ -225,6 +275,15 @@ def trace(entries: tuple[Path, ...], deps_paths: tuple[str, ...], base: Path | N
         warnings = render_warnings(report)
         if warnings:
             click.echo(warnings, err=True, nl=False)
+
+
+def _language_of(entries: tuple[Path, ...]) -> str | None:
+    suffixes = {e.suffix for e in entries}
+    if suffixes <= {".py"}:
+        return "python"
+    if suffixes <= {".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx"}:
+        return "node"
+    return None
 
 
 def _raise_on_sigterm(signum: int, frame: Any) -> None:

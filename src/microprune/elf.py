@@ -6,8 +6,12 @@ See the System V ABI, "Dynamic Section".
 """
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
+from pathlib import Path
+
+from .model import Ref
 
 ELF_MAGIC = b"\x7fELF"
 PT_DYNAMIC = 2
@@ -166,3 +170,20 @@ def _loadable(data: bytes) -> bool:
         if seg.offset + seg.filesz > len(data):
             return False
     return True
+
+
+def needed_refs(data: bytes) -> tuple[Ref, ...]:
+    """One ``needed`` ref per DT_NEEDED library, carrying the RPATH/RUNPATH to search."""
+    dynamic = read_dynamic(data)
+    return tuple(Ref(0, "needed", lib, names=dynamic.rpath) for lib in dynamic.needed)
+
+
+def needed_search_dirs(ref: Ref, importer: Path) -> list[Path]:
+    """Where the loader looks for a DT_NEEDED library inside the tree: $ORIGIN-relative
+    RPATH/RUNPATH entries, then the importer's own directory. Anything else is the
+    system's (the base image's concern)."""
+    origin = str(importer.parent)
+    dirs = [Path(os.path.normpath(d.replace("${ORIGIN}", origin).replace("$ORIGIN", origin)))
+            for d in ref.names if "$ORIGIN" in d or "${ORIGIN}" in d]
+    dirs.append(importer.parent)
+    return dirs

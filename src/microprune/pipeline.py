@@ -41,7 +41,7 @@ def open_session(request: Request, language: str | None) -> Session:
 def analyze(request: Request, language: str | None = None) -> Analysis:
     session = open_session(request, language)
     entries = list(session.entries())
-    trace = trace_app(session, entries, request.keep)
+    trace = trace_app(session, entries, request.keep, max_depth=request.options.get("max_depth"))
     return Analysis(session, entries, trace, plan_prune(session, trace))
 
 
@@ -74,9 +74,11 @@ def trace_report(request: Request, language: str | None = None) -> dict[str, Any
     """
     analysis = analyze(request, language)
     roots = list(analysis.session.inventory.roots.values())
-    files = set(analysis.trace.kept) | analysis.trace.kept_dirs
-    directories = {parent for path in files for parent in path.parents
-                   if any(parent != root and root in parent.parents for root in roots)}
+    files = set(analysis.trace.kept) | analysis.trace.kept_dirs | analysis.trace.dir_links
+    directories: set[Path] = set()
+    if analysis.session.trace_lists_directories:
+        directories = {parent for path in files for parent in path.parents
+                       if any(parent != root and root in parent.parents for root in roots)}
     return {
         "schema_version": 1,
         "command": "trace",

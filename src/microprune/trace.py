@@ -42,7 +42,8 @@ class Trace:
 
 
 class _Tracer:
-    def __init__(self, session: Session, entries: list[Entry], jobs: int | None = None) -> None:
+    def __init__(self, session: Session, entries: list[Entry], jobs: int | None = None,
+                 max_depth: int | None = None) -> None:
         self.session = session
         self.inventory = session.inventory
         self.trace = Trace(entries=entries)
@@ -51,6 +52,8 @@ class _Tracer:
         self.entry_files = {f for entry in entries for f in entry.files}
         self.jobs = jobs if jobs is not None else _default_jobs()
         self.pool: Executor | None = None
+        self.max_depth = max_depth          # `trace --depth N`: files N import steps from an entry are not read
+        self.depth = 0                      # the batch being processed is this many steps from the entries
 
     def emit(self, edge: Edge, parent: Parent, firm: bool = True) -> None:
         """Keep edge.path. ``firm``: the edge holds whenever its parent runs (not optional)."""
@@ -103,7 +106,7 @@ class _Tracer:
                 continue
             for edge in self.session.companions(path):
                 self.emit(edge, Parent(path, None, edge.reason, edge.detail))
-            if self.session.wants_scan(path):
+            if self.session.wants_scan(path) and (self.max_depth is None or self.depth < self.max_depth):
                 to_scan.append(path)
         for path, scan in zip(to_scan, self._scans(to_scan), strict=True):
             self._follow_refs(path, scan)
@@ -150,6 +153,7 @@ class _Tracer:
                 batch = list(self.queue)
                 self.queue.clear()
                 self.process_batch(batch)
+                self.depth += 1
         finally:
             if self.pool is not None:
                 self.pool.shutdown(cancel_futures=True)
@@ -198,8 +202,9 @@ def _default_jobs() -> int:
         return os.cpu_count() or 1
 
 
-def trace_app(session: Session, entries: list[Entry], keep: tuple[str, ...] = (), jobs: int | None = None) -> Trace:
-    tracer = _Tracer(session, entries, jobs)
+def trace_app(session: Session, entries: list[Entry], keep: tuple[str, ...] = (), jobs: int | None = None,
+              max_depth: int | None = None) -> Trace:
+    tracer = _Tracer(session, entries, jobs, max_depth)
     for entry in entries:
         for path in entry.files:
             tracer.emit(Edge(path, Reason.ENTRY, entry.spec), Parent(None, None, Reason.ENTRY, entry.spec))

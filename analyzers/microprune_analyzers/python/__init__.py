@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from microprune.analyzer import Layout, Request
-from microprune.elf import is_elf, read_dynamic, section
+from microprune.elf import is_elf, needed_refs, needed_search_dirs, section
 from microprune.inventory import Inventory, WalkRules, take_inventory
 from microprune.native import strip_debug
 from microprune.model import (Diagnostic, Edge, Entry, External, Package, Reason, Ref, Resolution, Resolved, Scan,
@@ -51,6 +51,7 @@ class PythonAnalyzer:
 
 class PythonSession:
     language = "python"
+    trace_lists_directories = True
 
     def __init__(self, request: Request) -> None:
         self.request = request
@@ -213,8 +214,7 @@ class PythonSession:
         return Scan(result.refs, (Diagnostic(problem.code, problem.message, path, problem.line),))
 
     def _scan_native(self, path: Path, data: bytes) -> Scan:
-        dynamic = read_dynamic(data)
-        refs = [Ref(0, "needed", lib, names=dynamic.rpath) for lib in dynamic.needed]
+        refs = list(needed_refs(data))
         if self.finder.is_module_file(path):        # an extension module: it may import by name
             # Module names are C string literals: .rodata is a tenth of the file or less.
             refs.extend(scan_extension(section(data, ".rodata") or data).refs)
@@ -478,10 +478,7 @@ class PythonSession:
 
     def _resolve_needed(self, ref: Ref, importer: Path) -> Resolution:
         """DT_NEEDED: search RPATH/RUNPATH ($ORIGIN), the file's directory and auditwheel's *.libs."""
-        candidates = [normalise(Path(d.replace("$ORIGIN", str(importer.parent)).replace("${ORIGIN}", str(importer.parent))))
-                      for d in ref.names if "$ORIGIN" in d or "${ORIGIN}" in d]
-        candidates.append(importer.parent)
-        for directory in candidates:
+        for directory in needed_search_dirs(ref, importer):
             path = directory / ref.target
             if self.inventory.is_file(path):
                 return Resolved((Edge(path, Reason.NATIVE, f"DT_NEEDED {ref.target}"),))

@@ -1,0 +1,620 @@
+"""What one JavaScript or TypeScript file refers to: modules, assets, native addons.
+
+Pure: bytes in, refs out. Parsing is tree-sitter's (error-tolerant: a file with a
+syntax error is still scanned as far as its tree goes). The scan does not walk
+every node in Python: one compiled query finds the few node kinds that can
+refer to another file, and only those are evaluated.
+
+Ref kinds (the resolver gives them meaning):
+  require       require()/require.resolve()/createRequire() specifier (CommonJS resolution)
+  import        import/export ... from, import(), module.register() (ESM resolution)
+  require-glob  a relative specifier with a WILDCARD part: every matching module
+  asset         an absolute path (may hold WILDCARDs) the code reads or passes around
+  asset-dir     a directory read whole (fs.readdir(__dirname))
+  bindings, node-gyp-build, pre-gyp, pkginfo: native addon and metadata locators
+"""
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Callable, Iterator
+from functools import lru_cache
+from typing import Any
+
+import tree_sitter_javascript
+import tree_sitter_typescript
+from tree_sitter import Language, Node, Parser, Query, QueryCursor
+
+from microprune.model import Diagnostic, Ref, Scan
+
+from .evaluate import (BINDINGS, BOUND_REQUIRE, CREATE_REQUIRE, EXPRESS_ENGINE, EXPRESS_SET, FASTIFY, FS_DIR_FN,
+                       FS_FN, MODULE_REGISTER, NA, NODE_GYP_BUILD, PINO_TRANSPORT, PKGINFO, PREGYP_FIND, REQUIRE,
+                       RESOLVE_FROM, UNDEFINED, WILDCARD, Cond, Env, Evaluator, Fn, url_to_path)
+
+MAX_SOURCE_BYTES = 16 * 1024 * 1024      # bigger "sources" are generated blobs; not parsed
+TYPESCRIPT_SUFFIXES = (".ts", ".mts", ".cts")
+
+_QUERY_SOURCE = """
+(import_statement) @import
+(export_statement source: (_)) @export
+(call_expression) @call
+(variable_declarator) @declare
+(assignment_expression left: (identifier)) @assign
+((identifier) @leaf (#any-of? @leaf "__dirname" "__filename"))
+(member_expression object: (meta_property)) @meta
+(function_declaration) @function
+"""
+_ASSERT_CLAUSE = re.compile(rb"""(['"]\s*)assert(\s*\{)""")
+# Where climbing from a path leaf stops: statements and declarations are not values.
+_EXPRESSION_PARENTS = frozenset({
+    "binary_expression", "call_expression", "member_expression", "subscript_expression", "arguments",
+    "template_substitution", "template_string", "parenthesized_expression", "ternary_expression",
+    "new_expression", "array", "as_expression", "non_null_expression", "await_expression",
+})
+_FUNCTION_TYPES = frozenset({"function_declaration", "function_expression", "arrow_function", "method_definition",
+                             "generator_function_declaration", "generator_function", "function"})
+
+
+@lru_cache(maxsize=None)
+def _language(dialect: str) -> Language:
+    if dialect == "ts":
+        return Language(tree_sitter_typescript.language_typescript())
+    if dialect == "tsx":
+        return Language(tree_sitter_typescript.language_tsx())
+    return Language(tree_sitter_javascript.language())
+
+
+@lru_cache(maxsize=None)
+def _parser(dialect: str) -> Parser:
+    return Parser(_language(dialect))
+
+
+@lru_cache(maxsize=None)
+def _query(dialect: str) -> Query:
+    return Query(_language(dialect), _QUERY_SOURCE)
+
+
+def dialect_of(path: str) -> str:
+    if path.endswith(".tsx"):
+        return "tsx"
+    if path.endswith(TYPESCRIPT_SUFFIXES) and not path.endswith(".d.ts"):
+        return "ts"
+    return "js"
+
+
+def scan_source(path: str, data: bytes, cwd: str, resolve: Callable[[str], str | None] | None = None) -> Scan:
+    """Refs of one source file at absolute ``path``; ``cwd`` is process.cwd() at run time;
+    ``resolve`` answers require.resolve(spec) from this file (read-only lookups)."""
+    if len(data) > MAX_SOURCE_BYTES:
+        return Scan(diagnostics=(Diagnostic("not-scanned", f"larger than {MAX_SOURCE_BYTES >> 20} MB; not scanned"),))
+    if b"\0" in data[:8192]:
+        return Scan(diagnostics=(Diagnostic("binary-source", "binary content in a source file; not scanned"),))
+    if data.startswith(b"#!"):
+        newline = data.find(b"\n")
+        data = b"//" + data[2:] if newline != -1 else b""
+    if b"assert" in data:
+        # `import x from './x.json' assert { type: 'json' }` (the old spelling of `with`): same length,
+        # so positions and lines stay right
+        data = _ASSERT_CLAUSE.sub(lambda m: m.group(1) + b"with  " + m.group(2), data)
+    dialect = dialect_of(path)
+    tree = _parser(dialect).parse(data)
+    scanner = _Scanner(path, data, cwd, resolve)
+    scanner.run(tree.root_node, _query(dialect))
+    diagnostics = []
+    if tree.root_node.has_error:
+        line = _first_error_line(tree.root_node)
+        diagnostics.append(Diagnostic("syntax-error", "syntax error; scanned as far as the parse tree allows",
+                                      None, line))
+    return Scan(refs=tuple(dict.fromkeys(scanner.refs)), diagnostics=tuple(diagnostics))
+
+
+def _first_error_line(root: Node) -> int | None:
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.is_error or node.is_missing:
+            return node.start_point[0] + 1
+        if node.has_error:
+            stack.extend(reversed(node.children))
+    return None
+
+
+class _Scanner:
+    def __init__(self, path: str, data: bytes, cwd: str, resolve: Callable[[str], str | None] | None) -> None:
+        self.path = path
+        self.dir = posixpath.dirname(path)
+        self.env = Env(path, cwd, resolve)
+        self.eval = Evaluator(self.env, data)
+        self.refs: list[Ref] = []
+        self.climbed: set[tuple[int, int]] = set()
+        self.express_engine_defined = False
+        self.require_shadowed: list[tuple[int, int]] = []     # byte ranges of functions with a `require` param
+
+    # -- the pass -----------------------------------------------------------------------------------
+    def run(self, root: Node, query: Query) -> None:
+        matches = QueryCursor(query).matches(root)
+        for _pattern, captures in matches:
+            for name, nodes in captures.items():
+                for node in nodes:
+                    handler = getattr(self, "_on_" + name)
+                    handler(node)
+
+    def _on_import(self, node: Node) -> None:
+        source = node.child_by_field_name("source")
+        if source is None:
+            return
+        spec = self.eval.value(source, False)
+        if not isinstance(spec, str):
+            return
+        self.add("import", spec, node)
+        self._bind_import(node, spec)
+
+    def _on_export(self, node: Node) -> None:
+        source = node.child_by_field_name("source")
+        spec = self.eval.value(source, False) if source is not None else NA
+        if isinstance(spec, str):
+            self.add("import", spec, node)
+
+    def _bind_import(self, node: Node, spec: str) -> None:
+        module = self.env.static_module(spec)
+        if module is NA:
+            return
+        clause = next((c for c in node.named_children if c.type == "import_clause"), None)
+        if clause is None:
+            return
+        for child in clause.named_children:
+            if child.type == "identifier":                        # import x from 'm'
+                default = module.get("default", module) if isinstance(module, dict) else module
+                self.env.bindings[self.eval.text(child)] = default
+            elif child.type == "namespace_import":                # import * as x from 'm'
+                names = [c for c in child.named_children if c.type == "identifier"]
+                if names:
+                    self.env.bindings[self.eval.text(names[0])] = module
+            elif child.type == "named_imports":                   # import { a as b } from 'm'
+                for spec_node in child.named_children:
+                    if spec_node.type != "import_specifier":
+                        continue
+                    imported = spec_node.child_by_field_name("name")
+                    local = spec_node.child_by_field_name("alias") or imported
+                    if imported is not None and local is not None and isinstance(module, dict):
+                        value = module.get(self.eval.text(imported), NA)
+                        if value is not NA:
+                            self.env.bindings[self.eval.text(local)] = value
+
+    def _on_function(self, node: Node) -> None:
+        """Bundler wrappers pass their own `require`: calls inside read module ids, not paths,
+        unless the function is a require wrapper (`function r(x) { return require(x) }`)."""
+        params = node.child_by_field_name("parameters")
+        if params is None:
+            return
+        for param in params.named_children:
+            if param.type == "identifier" and self.eval.text(param) == "require":
+                self.require_shadowed.append((node.start_byte, node.end_byte))
+        self._bind_require_wrapper(node, params)
+
+    def _bind_require_wrapper(self, node: Node, params: Node) -> None:
+        name_node = node.child_by_field_name("name")
+        body = node.child_by_field_name("body")
+        first = params if params.type == "identifier" else next((p for p in params.named_children), None)
+        if name_node is None or body is None or first is None or first.type != "identifier":
+            return
+        param = self.eval.text(first)
+        text = self.eval.text(body)
+        if re.search(r"\breturn\s+require\(\s*" + re.escape(param) + r"\s*\)", text) or re.search(
+                r"(\w+)\s*=\s*require\(\s*" + re.escape(param) + r"\s*\)[\s\S]*\breturn\s+\1\b", text):
+            self.env.bindings[self.eval.text(name_node)] = BOUND_REQUIRE
+
+    def _on_declare(self, node: Node) -> None:
+        name = node.child_by_field_name("name")
+        init = node.child_by_field_name("value")
+        if name is None or init is None or _in_loop_head(node):
+            return
+        if name.type == "identifier" and self.eval.text(name) == "require" and not _is_create_require(init, self):
+            self.env.bindings["require"] = NA        # the file's own `require`: not Node's
+            return
+        if init.type in ("function_expression", "arrow_function") and name.type == "identifier":
+            params = init.child_by_field_name("parameters") or init.child_by_field_name("parameter")
+            if params is not None:
+                fake = _Named(init, name)
+                self._bind_require_wrapper(fake, params)  # type: ignore[arg-type]
+            return
+        value = self.eval.value(init, True)
+        if value is NA:
+            return
+        self._bind(name, value)
+        if isinstance(value, Cond) and _is_path(value.then) and _is_path(value.other):
+            self.emit_value(value, init)
+
+    def _on_assign(self, node: Node) -> None:
+        left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+        if left is None or right is None or _in_loop(node):
+            return
+        name = self.eval.text(left)
+        if name in self.env.bindings and name not in ("require",):
+            return
+        value = self.eval.value(right, False)
+        if value is NA or isinstance(value, Cond):
+            return
+        self._bind(left, value)
+        if _is_path(value):
+            self.emit_value(value, right)
+
+    def _bind(self, target: Node, value: Any) -> None:
+        if target.type == "identifier":
+            name = self.eval.text(target)
+            if name == "require" and value is not BOUND_REQUIRE:
+                return
+            self.env.bindings[name] = value
+        elif target.type == "object_pattern" and isinstance(value, dict):
+            for prop in target.named_children:
+                if prop.type == "shorthand_property_identifier_pattern":
+                    key = self.eval.text(prop)
+                    local = prop
+                elif prop.type == "pair_pattern":
+                    key_node, local_node = prop.child_by_field_name("key"), prop.child_by_field_name("value")
+                    if key_node is None or local_node is None or local_node.type != "identifier":
+                        continue
+                    key, local = self.eval.text(key_node), local_node
+                else:
+                    continue
+                if key in value and value[key] is not NA:
+                    self.env.bindings[self.eval.text(local)] = value[key]
+
+    def _on_leaf(self, node: Node) -> None:
+        parent = node.parent
+        if parent is None or _is_declaration_name(node, parent):
+            return
+        self.climb(node, self.eval.value(node))
+
+    def _on_meta(self, node: Node) -> None:
+        prop = node.child_by_field_name("property")
+        if prop is not None and self.eval.text(prop) in ("url", "dirname", "filename"):
+            self.climb(node, self.eval.value(node))
+
+    def _on_call(self, node: Node) -> None:
+        callee = node.child_by_field_name("function")
+        args_node = node.child_by_field_name("arguments")
+        if callee is None or args_node is None or args_node.type != "arguments":
+            return
+        args = self.eval.arguments(args_node)
+        if callee.type == "import":
+            if args:
+                self.require_arg(args[0], node, "import")
+            return
+        root = _root_identifier(callee)
+        if root is None or root not in self.env.bindings:
+            if _is_join_like(callee, self.eval):
+                self.climb(node, self.eval.value(node))
+            return
+        value = self.eval.value(callee, False)
+        if isinstance(value, dict) and "__call__" in value:
+            value = value["__call__"]
+        if not isinstance(value, Fn):
+            return
+        self.call(value, node, callee, args)
+
+    # -- calls we understand --------------------------------------------------------------------------
+    def call(self, fn: Fn, node: Node, callee: Node, args: list[Node]) -> None:
+        if fn is REQUIRE or fn is BOUND_REQUIRE or fn.tag == "require-resolve":
+            if args and not (fn is REQUIRE and self._require_shadowed(node)):
+                self.require_arg(args[0], node, "require")
+            return
+        if fn is CREATE_REQUIRE:
+            self._bind_created_require(node)
+            return
+        if fn is MODULE_REGISTER:
+            self._module_register(node, args)
+            return
+        if fn in (FS_FN, FS_DIR_FN):
+            self._fs_call(fn, node, args)
+            return
+        handler = _TAG_HANDLERS.get(fn.tag)
+        if handler is not None:
+            handler(self, node, args)
+            return
+        if fn.trigger:
+            self.climb(node, self.eval.value(node))
+
+    def _require_shadowed(self, node: Node) -> bool:
+        start = node.start_byte
+        return any(a <= start < b for a, b in self.require_shadowed)
+
+    def _bind_created_require(self, node: Node) -> None:
+        parent = node.parent
+        if parent is not None and parent.type == "variable_declarator":
+            name = parent.child_by_field_name("name")
+            if name is not None and name.type == "identifier":
+                self.env.bindings[self.eval.text(name)] = BOUND_REQUIRE
+
+    def _module_register(self, node: Node, args: list[Node]) -> None:
+        if not args:
+            return
+        spec = self.eval.value(args[0], False)
+        if not isinstance(spec, str):
+            return
+        if spec.startswith(".") and len(args) > 1:
+            base = self.eval.value(args[1], False)
+            base_url = base if isinstance(base, str) else (base.get("parentURL") if isinstance(base, dict) else None)
+            base_path = url_to_path(base_url) if isinstance(base_url, str) else None
+            if base_path is None:
+                return
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(base_path), spec))
+            rel = posixpath.relpath(target, self.dir)
+            spec = rel if rel.startswith("../") else "./" + rel
+        self.add("import", spec, node)
+
+    def _fs_call(self, fn: Fn, node: Node, args: list[Node]) -> None:
+        if not args:
+            return
+        value = self.eval.value(args[0], True)
+        if value is NA:
+            return
+        if fn is FS_DIR_FN and args[0].type == "identifier" and self.eval.text(args[0]) == "__dirname":
+            self.add("asset-dir", self.dir, node)
+            return
+        self.emit_value(value, args[0])
+
+    # -- helpers --------------------------------------------------------------------------------------
+    def require_arg(self, arg: Node, at: Node, kind: str) -> None:
+        """require(x)/import(x): both branches of a conditional, both sides of || and &&."""
+        if arg.type == "ternary_expression":
+            for field in ("consequence", "alternative"):
+                branch = arg.child_by_field_name(field)
+                if branch is not None:
+                    self.require_arg(branch, at, kind)
+            return
+        if arg.type == "binary_expression":
+            op = arg.child_by_field_name("operator")
+            if op is not None and self.eval.text(op) in ("||", "&&", "??"):
+                for field in ("left", "right"):
+                    side = arg.child_by_field_name(field)
+                    if side is not None:
+                        self.require_arg(side, at, kind)
+                return
+        value = self.eval.value(arg, True)
+        for spec in _strings(value):
+            if WILDCARD in spec:
+                if spec.startswith(("./", "../")):
+                    self.add(kind + "-glob" if kind == "require" else "import-glob", spec, at)
+            else:
+                self.add(kind, spec, at)
+
+    def climb(self, node: Node, value: Any) -> None:
+        """From a static leaf, go out to the largest expression that is still static, then
+        keep what it names if it is a path (nft's "backtracking")."""
+        if value is NA:
+            return
+        current = node
+        while True:
+            parent = current.parent
+            if parent is None or parent.type not in _EXPRESSION_PARENTS:
+                break
+            if parent.type == "arguments":
+                parent = parent.parent
+                if parent is None:
+                    break
+            if parent.type in ("template_substitution",):
+                current = parent
+                continue
+            parent_value = self.eval.value(parent, True)
+            if parent_value is NA or isinstance(parent_value, (Fn, dict)) or parent_value is UNDEFINED:
+                break
+            current, value = parent, parent_value
+        key = (current.start_byte, current.end_byte)
+        if key in self.climbed:
+            return
+        self.climbed.add(key)
+        self.emit_value(value, current)
+
+    def emit_value(self, value: Any, at: Node) -> None:
+        """Keep what an absolute path or file: URL names. (Relative paths are relative to the
+        cwd, which is the app: always kept whole.)"""
+        for item in _strings(value, arrays=True):
+            path = _as_path(item)
+            if path is not None:
+                self.add("asset", path, at)
+
+    def add(self, kind: str, target: str, at: Node) -> None:
+        if len(target) > 4096 or "\0" in target:
+            return
+        optional = kind in ("require", "import") and _inside_try(at)
+        self.refs.append(Ref(line=at.start_point[0] + 1, kind=kind, target=target, optional=optional))
+
+
+# -- calls with their own meaning ------------------------------------------------------------------
+def _bindings_call(scanner: _Scanner, node: Node, args: list[Node]) -> None:
+    if not args:
+        return
+    value = scanner.eval.value(args[0], False)
+    name = value.get("bindings") if isinstance(value, dict) else value
+    if isinstance(name, str):
+        scanner.add("bindings", name, node)
+
+
+def _node_gyp_build_call(scanner: _Scanner, node: Node, args: list[Node]) -> None:
+    if not args:
+        return
+    value = scanner.eval.value(args[0], False)
+    if isinstance(value, str) and value.startswith("/"):
+        scanner.add("node-gyp-build", value, node)
+
+
+def _pregyp_call(scanner: _Scanner, node: Node, args: list[Node]) -> None:
+    if not args:
+        return
+    value = scanner.eval.value(args[0], False)
+    if isinstance(value, str) and value.startswith("/"):
+        scanner.add("pre-gyp", value, node)
+
+
+def _express_set(scanner: _Scanner, node: Node, args: list[Node]) -> None:
+    if len(args) == 2 and scanner.eval.value(args[0], False) == "view engine" \
+            and not scanner.express_engine_defined:
+        scanner.require_arg(args[1], node, "require")
+
+
+def _express_engine(scanner: _Scanner, _node: Node, _args: list[Node]) -> None:
+    scanner.express_engine_defined = True
+
+
+def _pino_transport(scanner: _Scanner, node: Node, args: list[Node]) -> None:
+    if args and args[0].type == "object":
+        _transport_targets(scanner, args[0], node)
+
+
+def _fastify_call(scanner: _Scanner, node: Node, args: list[Node]) -> None:
+    """Fastify({ logger: { transport: { target } } })."""
+    if not args or args[0].type != "object":
+        return
+    logger = _property(scanner, args[0], "logger")
+    transport = _property(scanner, logger, "transport") if logger is not None else None
+    if transport is not None and transport.type == "object":
+        _transport_targets(scanner, transport, node)
+
+
+def _pino_call(scanner: _Scanner, node: Node, args: list[Node]) -> None:
+    """pino({ transport: { target } })."""
+    if args and args[0].type == "object":
+        transport = _property(scanner, args[0], "transport")
+        if transport is not None and transport.type == "object":
+            _transport_targets(scanner, transport, node)
+
+
+def _transport_targets(scanner: _Scanner, obj: Node, at: Node) -> None:
+    """{ target } or { targets: [{ target }] } or { pipeline: [{ target }] }: each is a module."""
+    target = _property(scanner, obj, "target")
+    if target is not None:
+        scanner.require_arg(target, at, "require")
+    for key in ("targets", "pipeline"):
+        items = _property(scanner, obj, key)
+        if items is not None and items.type == "array":
+            for item in items.named_children:
+                if item.type == "object":
+                    _transport_targets(scanner, item, at)
+
+
+def _property(scanner: _Scanner, obj: Node, key: str) -> Node | None:
+    for pair in obj.named_children:
+        if pair.type == "pair":
+            key_node = pair.child_by_field_name("key")
+            if key_node is not None and scanner.eval.text(key_node).strip("'\"") == key:
+                return pair.child_by_field_name("value")
+    return None
+
+
+def _pkginfo_call(scanner: _Scanner, node: Node, _args: list[Node]) -> None:
+    scanner.add("pkginfo", scanner.dir, node)
+
+
+def _resolve_from_call(scanner: _Scanner, node: Node, args: list[Node]) -> None:
+    if len(args) >= 2:
+        base = scanner.eval.value(args[0], False)
+        spec = scanner.eval.value(args[1], False)
+        if isinstance(base, str) and isinstance(spec, str) and base.startswith("/"):
+            scanner.add("resolve-from", base + "\n" + spec, node)
+
+
+_TAG_HANDLERS = {
+    BINDINGS.tag: _bindings_call, NODE_GYP_BUILD.tag: _node_gyp_build_call, PREGYP_FIND.tag: _pregyp_call,
+    EXPRESS_SET.tag: _express_set, EXPRESS_ENGINE.tag: _express_engine, PINO_TRANSPORT.tag: _pino_transport,
+    FASTIFY.tag: _fastify_call, "pino": _pino_call, PKGINFO.tag: _pkginfo_call, RESOLVE_FROM.tag: _resolve_from_call,
+}
+
+
+# -- small tree helpers ----------------------------------------------------------------------------
+class _Named:
+    """A function expression seen with the name of the variable it is assigned to."""
+
+    def __init__(self, node: Node, name: Node) -> None:
+        self.node, self.name = node, name
+
+    def child_by_field_name(self, field: str) -> Node | None:
+        return self.name if field == "name" else self.node.child_by_field_name(field)
+
+
+def _is_create_require(init: Node, scanner: _Scanner) -> bool:
+    return init.type == "call_expression" and scanner.eval.value(init.child_by_field_name("function") or init,
+                                                                 False) is CREATE_REQUIRE
+
+
+def _is_join_like(callee: Node, evaluator: Evaluator) -> bool:
+    prop = callee.child_by_field_name("property") if callee.type == "member_expression" else None
+    return prop is not None and evaluator.text(prop) in ("join", "resolve")
+
+
+def _root_identifier(node: Node) -> str | None:
+    while node.type in ("member_expression", "subscript_expression", "parenthesized_expression",
+                        "call_expression"):
+        inner = node.child_by_field_name("object") or node.child_by_field_name("function")
+        if inner is None:
+            inner = node.named_children[0] if node.named_children else None
+        if inner is None:
+            return None
+        node = inner
+    if node.type == "sequence_expression" and node.named_children:
+        return _root_identifier(node.named_children[-1])
+    if node.type == "identifier":
+        return node.text.decode("utf-8", "replace") if node.text is not None else None
+    return None
+
+
+def _is_declaration_name(node: Node, parent: Node) -> bool:
+    if parent.type in ("variable_declarator", "assignment_expression"):
+        return parent.child_by_field_name("name") == node or parent.child_by_field_name("left") == node
+    return parent.type in ("formal_parameters", "shorthand_property_identifier_pattern", "pair_pattern")
+
+
+def _inside_try(node: Node) -> bool:
+    current: Node | None = node
+    while current is not None:
+        parent = current.parent
+        if parent is None:
+            return False
+        if parent.type == "try_statement" and parent.child_by_field_name("body") == current:
+            return True
+        if parent.type in _FUNCTION_TYPES:
+            return False
+        current = parent
+    return False
+
+
+def _in_loop_head(node: Node) -> bool:
+    parent = node.parent
+    grand = parent.parent if parent is not None else None
+    return grand is not None and grand.type in ("for_in_statement", "for_statement")
+
+
+def _in_loop(node: Node) -> bool:
+    current = node.parent
+    while current is not None:
+        if current.type in ("for_statement", "for_in_statement", "while_statement", "do_statement"):
+            return True
+        if current.type in _FUNCTION_TYPES:
+            return False
+        current = current.parent
+    return False
+
+
+def _strings(value: Any, arrays: bool = False) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Cond):
+        yield from _strings(value.then)
+        yield from _strings(value.other)
+    elif arrays and isinstance(value, list):
+        for item in value:
+            if isinstance(item, str):
+                yield item
+
+
+def _is_path(value: Any) -> bool:
+    return isinstance(value, str) and _as_path(value) is not None
+
+
+def _as_path(value: str) -> str | None:
+    """An absolute path or file: URL, as a path (WILDCARDs kept)."""
+    if value.startswith("file:"):
+        return url_to_path(value)
+    if value.startswith("/") and len(value) > 1 and not value.startswith("//"):
+        return posixpath.normpath(value)
+    return None
