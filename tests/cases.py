@@ -8,6 +8,8 @@ case.toml keys (all optional):
   entries         list of --entry values
   keep            list of --keep patterns
   python_version  --python-version (default "3.11"; "" to test detection)
+  node_version    --node-version for language = "node" (default "22.12.0")
+  conditions      extra exports conditions (node)
   deps            the deps directory inside the case (default "deps"; "" for none)
   language        --language
   exercises_hint  the hint (its `when`, or a [[virtual]] name) this case covers
@@ -64,10 +66,17 @@ def analyze_case(root: Path, options: dict[str, Any], use_hints: bool = True) ->
         deps=(root / deps_name) if deps_name else None,
         entries=tuple(options.get("entries", ())),
         keep=tuple(options.get("keep", ())),
-        target_version=options.get("python_version", "3.11") or None,   # pinned unless a case tests detection
-        options={"use_hints": use_hints},
+        target_version=_target_version(options),
+        options={"use_hints": use_hints, "conditions": tuple(options.get("conditions", ()))},
     )
     return analyze(request, options.get("language"))
+
+
+def _target_version(options: dict[str, Any]) -> str | None:
+    """Pinned unless a case tests detection (""): results must not depend on the host."""
+    if options.get("language") == "node":
+        return str(options.get("node_version", "22.12.0")) or None
+    return str(options.get("python_version", "3.11")) or None
 
 
 def _warning(diagnostic: Any, root: Path) -> str:

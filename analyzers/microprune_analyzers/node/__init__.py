@@ -72,6 +72,8 @@ class NodeSession:
         self.resolver = Resolver(self.inventory, conditions, _module_sync(self.node_version),
                                  ts_roots=(self.app_root,))
         self.resolver.aliases = self._aliases()
+        if self.deps_root is not None and self.deps_root != self.app_root / "node_modules":
+            self.resolver.fallback_dirs = (self.deps_root,)
         self.builtins = _builtins()
         self.hints: dict[str, Hint] = load_hints() if request.options.get("use_hints", True) else {}
         self._hinted: set[tuple[str, Path]] = set()
@@ -193,8 +195,6 @@ class NodeSession:
             return External("node:" + bare)
         esm = ref.kind == "import"
         found = self.resolver.resolve(spec, importer, esm)
-        if found is None and self.deps_root is not None and split_package(spec)[0] is not None:
-            found = self._resolve_in_deps_root(spec, esm)
         if found is None and esm and spec.endswith(".js") and spec.startswith("."):
             found = self.resolver.resolve(spec[:-3] + ".ts", importer, esm)       # TS sources import x.js
         if found is None:
@@ -204,12 +204,6 @@ class NodeSession:
     def _installed(self, name: str, importer: Path) -> bool:
         """A package shadowing a builtin name (`require('punycode/')`, npm's `string_decoder`)."""
         return name.endswith("/") and self.resolver.resolve(name, importer, False) is not None
-
-    def _resolve_in_deps_root(self, spec: str, esm: bool) -> Found | None:
-        """--deps outside the app: at run time it is OUT/node_modules, above every app file."""
-        assert self.deps_root is not None
-        return self.resolver.resolve(spec, self.deps_root / "_", esm) if not is_within(
-            self.app_root, self.deps_root.parent) else None
 
     def _edges(self, found: Found, reason: Reason, detail: str) -> tuple[Edge, ...]:
         edges = [Edge(path, reason, detail) for path in found.files]
@@ -247,7 +241,7 @@ class NodeSession:
 
     def _within_package_scope(self, asset: Path, importer: Path) -> bool:
         """Code inside node_modules only ever reaches assets inside node_modules."""
-        base = outermost_node_modules(importer)
+        base = outermost_node_modules(importer, self.deps_root)
         return base is None or is_within(asset, base)
 
     def _valid_asset_dir(self, target: str, importer: Path) -> bool:
@@ -350,7 +344,7 @@ class NodeSession:
         return edges
 
     def _shared_libraries(self, addon: Path) -> list[Edge]:
-        package = package_dir_of(addon) or self.resolver.boundary(addon)
+        package = package_dir_of(addon, self.deps_root) or self.resolver.boundary(addon)
         if package is None:
             return []
         return [Edge(p, Reason.NATIVE, "shared library of a native addon")
@@ -358,7 +352,7 @@ class NodeSession:
                 if SHARED_LIBRARY.search(p.name)]
 
     def _hint_edges(self, path: Path) -> list[Edge]:
-        package_dir = package_dir_of(path) if self.hints else None
+        package_dir = package_dir_of(path, self.deps_root) if self.hints else None
         if package_dir is None:
             return []
         name = _package_name(package_dir)
@@ -421,7 +415,7 @@ class NodeSession:
         files: list[Path] = []
         for directory in dirs:
             files.extend(p for p in self.inventory.walk_files(directory)
-                         if package_dir_of(p) == directory)
+                         if package_dir_of(p, self.deps_root) == directory)
         return files
 
     def _files_matching(self, pattern: str) -> list[Path]:
@@ -440,7 +434,7 @@ class NodeSession:
     def package_of(self, path: Path) -> Package | None:
         if self.deps_root is None or not is_within(path, self.deps_root):
             return None
-        directory = package_dir_of(path)
+        directory = package_dir_of(path, self.deps_root)
         return self._package_index().get(directory) if directory is not None else None
 
     def packages(self) -> list[Package]:
@@ -451,15 +445,12 @@ class NodeSession:
             index: dict[Path, Package] = {}
             if self.deps_root is not None:
                 for directory in self.inventory.dirs:
-                    if directory.parent.name == "node_modules" or directory.parent.parent.name == "node_modules" \
-                            and directory.parent.name.startswith("@"):
-                        if not is_within(directory, self.deps_root) or directory.name.startswith("."):
-                            continue
-                        manifest = self.resolver.manifest(directory)
-                        if manifest is None:
-                            continue
-                        name = manifest.name or directory.name
-                        index[directory] = Package(name, manifest.version)
+                    if not is_within(directory, self.deps_root) or directory.name.startswith(".") \
+                            or package_dir_of(directory / "_", self.deps_root) != directory:
+                        continue
+                    manifest = self.resolver.manifest(directory)
+                    if manifest is not None:
+                        index[directory] = Package(manifest.name or _package_name(directory), manifest.version)
             self._packages = index
         return self._packages
 

@@ -59,6 +59,9 @@ class Resolver:
     # module-alias's `_moduleAliases` and --alias: name -> path ("@lib" matches "@lib" and "@lib/x";
     # a name ending in "/" matches as a prefix)
     aliases: dict[str, Path] = field(default_factory=dict)
+    # Searched after the node_modules walk, as NODE_PATH is: --deps given outside the app (at run
+    # time it is OUT/node_modules, above every app file)
+    fallback_dirs: tuple[Path, ...] = ()
     problems: list[tuple[Path, str]] = field(default_factory=list)
     # "browser" field replacements (only with the browser condition): file -> its stand-in
     remappings: dict[Path, Path] = field(default_factory=dict)
@@ -226,7 +229,7 @@ class Resolver:
             if directory.parent == directory or self.inventory.root_of(directory.parent) is None:
                 break
             directory = directory.parent
-        return result
+        return result + [d for d in self.fallback_dirs if d not in result]
 
     def _self_reference(self, name: str, subpath: str, importer: Path, esm: bool) -> Found | None:
         boundary = self.boundary(importer)
@@ -376,21 +379,21 @@ def _normal(path: Path) -> Path:
     return Path(os.path.normpath(path))
 
 
-def package_dir_of(path: Path) -> Path | None:
-    """The package directory of a file inside node_modules (node_modules/@s/p or node_modules/p)."""
+def package_dir_of(path: Path, modules_root: Path | None = None) -> Path | None:
+    """The package directory of a file under a node_modules directory (node_modules/@s/p or
+    node_modules/p), the innermost one; ``modules_root`` counts as a node_modules directory
+    whatever its name (--deps)."""
     parts = path.parts
-    for i in range(len(parts) - 1, -1, -1):
-        if parts[i] == "node_modules" and i + 1 < len(parts) - 0:
-            if i + 1 >= len(parts):
-                return None
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i] == "node_modules" or (modules_root is not None and Path(*parts[: i + 1]) == modules_root):
             count = 2 if parts[i + 1].startswith("@") else 1
-            if i + count >= len(parts):
-                return None
-            return Path(*parts[: i + 1 + count])
+            return Path(*parts[: i + 1 + count]) if i + count < len(parts) else None
     return None
 
 
-def outermost_node_modules(path: Path) -> Path | None:
+def outermost_node_modules(path: Path, modules_root: Path | None = None) -> Path | None:
+    if modules_root is not None and is_within(path, modules_root):
+        return modules_root
     parts = path.parts
     for i, part in enumerate(parts):
         if part == "node_modules":
