@@ -13,7 +13,7 @@ from .apply import Written, check_out_dir, write_tree
 from .errors import UsageError
 from .model import Entry
 from .paths import display, normalise
-from .plan import PrunePlan, plan_prune
+from .plan import PrunePlan, collect_diagnostics, plan_prune
 from .registry import get_analyzer
 from .report import build_report
 from .trace import Trace, trace_app
@@ -72,20 +72,22 @@ def trace_report(request: Request, language: str | None = None) -> dict[str, Any
     Directories that hold kept files are listed too: for a namespace package
     (no __init__) the directory is all there is.
     """
-    analysis = analyze(request, language)
-    roots = list(analysis.session.inventory.roots.values())
-    files = set(analysis.trace.kept) | analysis.trace.kept_dirs | analysis.trace.dir_links
+    session = open_session(request, language)
+    entries = list(session.entries())
+    trace = trace_app(session, entries, request.keep, max_depth=request.options.get("max_depth"))
+    roots = list(session.inventory.roots.values())
+    files = set(trace.kept) | trace.kept_dirs | trace.dir_links
     directories: set[Path] = set()
-    if analysis.session.trace_lists_directories:
+    if session.trace_lists_directories:
         directories = {parent for path in files for parent in path.parents
                        if any(parent != root and root in parent.parents for root in roots)}
     return {
         "schema_version": 1,
         "command": "trace",
-        "language": analysis.session.language,
-        "entries": [e.spec for e in analysis.entries],
+        "language": session.language,
+        "entries": [e.spec for e in entries],
         "files": sorted(display(p) for p in files | directories),
-        "missing": sorted(analysis.trace.missing),
+        "missing": sorted(trace.missing),
         "warnings": [{"code": d.code, "message": d.message, "file": display(d.path) if d.path else None,
-                      "line": d.line} for d in analysis.plan.diagnostics],
+                      "line": d.line} for d in collect_diagnostics(session, trace)],
     }

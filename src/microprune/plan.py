@@ -78,8 +78,7 @@ def plan_prune(session: Session, trace: Trace) -> PrunePlan:
         if decision.root != "app":
             name = decision.package or UNOWNED
             packages.setdefault(name, PackageSummary(name=name)).add(decision)
-    diagnostics = sorted(set(inventory.diagnostics) | set(session.diagnostics()) | set(trace.diagnostics),
-                         key=_diagnostic_key)
+    diagnostics = collect_diagnostics(session, trace)
     return PrunePlan(
         decisions=decisions,
         packages=sorted(packages.values(), key=lambda p: p.name.lower()),
@@ -88,6 +87,12 @@ def plan_prune(session: Session, trace: Trace) -> PrunePlan:
         kept_dirs=sorted(trace.kept_dirs),
         diagnostics=diagnostics,
     )
+
+
+def collect_diagnostics(session: Session, trace: Trace) -> list[Diagnostic]:
+    """Every warning of a run, from the walk, the analyzer and the trace: sorted, no repeats."""
+    found = set(session.inventory.diagnostics) | set(session.diagnostics()) | set(trace.diagnostics)
+    return sorted(found, key=_diagnostic_key)
 
 
 def _decide(session: Session, trace: Trace, path: Path) -> Decision:

@@ -382,13 +382,19 @@ def _normal(path: Path) -> Path:
 def package_dir_of(path: Path, modules_root: Path | None = None) -> Path | None:
     """The package directory of a file under a node_modules directory (node_modules/@s/p or
     node_modules/p), the innermost one; ``modules_root`` counts as a node_modules directory
-    whatever its name (--deps)."""
-    parts = path.parts
-    for i in range(len(parts) - 2, -1, -1):
-        if parts[i] == "node_modules" or (modules_root is not None and Path(*parts[: i + 1]) == modules_root):
-            count = 2 if parts[i + 1].startswith("@") else 1
-            return Path(*parts[: i + 1 + count]) if i + count < len(parts) else None
-    return None
+    whatever its name (--deps). String work: this runs for every file of the deps."""
+    text = str(path)
+    cut = text.rfind("/node_modules/") + len("/node_modules/")
+    if cut < len("/node_modules/") and modules_root is not None:
+        root = str(modules_root).rstrip("/") + "/"
+        cut = len(root) if text.startswith(root) else 0
+    if cut <= 0:
+        return None
+    rest = text[cut:].split("/")
+    count = 2 if rest[0].startswith("@") else 1
+    if len(rest) <= count:
+        return None
+    return Path(text[:cut] + "/".join(rest[:count]))
 
 
 def outermost_node_modules(path: Path, modules_root: Path | None = None) -> Path | None:

@@ -44,6 +44,12 @@ _QUERY_SOURCE = """
 (member_expression object: (meta_property)) @meta
 (function_declaration) @function
 """
+# Every ref starts from one of these words (fs and path must be required or imported first).
+_MAY_REFER = re.compile(rb"require|import|export|__dirname|__filename|cwd")
+# `function load(x) { ...; const m = require(x); ...; return m; }`: a require wrapper (small functions only)
+MAX_WRAPPER_BYTES = 4096
+_RETURN_REQUIRE = re.compile(r"\breturn\s+require\(\s*([\w$]+)\s*\)")
+_ASSIGN_REQUIRE = re.compile(r"([\w$]+)\s*=\s*require\(\s*([\w$]+)\s*\)")
 _ASSERT_CLAUSE = re.compile(rb"""(['"]\s*)assert(\s*\{)""")
 # Where climbing from a path leaf stops: statements and declarations are not values.
 _EXPRESSION_PARENTS = frozenset({
@@ -89,6 +95,8 @@ def scan_source(path: str, data: bytes, cwd: str, resolve: Callable[[str], str |
         return Scan(diagnostics=(Diagnostic("not-scanned", f"larger than {MAX_SOURCE_BYTES >> 20} MB; not scanned"),))
     if b"\0" in data[:8192]:
         return Scan(diagnostics=(Diagnostic("binary-source", "binary content in a source file; not scanned"),))
+    if not _MAY_REFER.search(data):
+        return Scan()             # nothing in it can name another file: no need to parse
     if data.startswith(b"#!"):
         newline = data.find(b"\n")
         data = b"//" + data[2:] if newline != -1 else b""
@@ -198,10 +206,15 @@ class _Scanner:
         first = params if params.type == "identifier" else next((p for p in params.named_children), None)
         if name_node is None or body is None or first is None or first.type != "identifier":
             return
-        param = self.eval.text(first)
+        if body.end_byte - body.start_byte > MAX_WRAPPER_BYTES:
+            return
         text = self.eval.text(body)
-        if re.search(r"\breturn\s+require\(\s*" + re.escape(param) + r"\s*\)", text) or re.search(
-                r"(\w+)\s*=\s*require\(\s*" + re.escape(param) + r"\s*\)[\s\S]*\breturn\s+\1\b", text):
+        if "require" not in text:
+            return
+        param = self.eval.text(first)
+        returned = {m.group(1) for m in _RETURN_REQUIRE.finditer(text)}
+        assigned = {m.group(1) for m in _ASSIGN_REQUIRE.finditer(text) if m.group(2) == param}
+        if param in returned or any(re.search(r"\breturn\s+" + re.escape(v) + r"\b", text) for v in assigned):
             self.env.bindings[self.eval.text(name_node)] = BOUND_REQUIRE
 
     def _on_declare(self, node: Node) -> None:
