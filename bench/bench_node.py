@@ -30,9 +30,10 @@ Usage:
         [--microprune CMD] [--json] [--json-out FILE]
 
     --microprune  the microprune command, split like a shell would (default:
-                  $MICROPRUNE, else `microprune` on PATH, else this checkout
-                  run as `python3 -m microprune` with src/ and analyzers/ on
-                  PYTHONPATH)
+                  $MICROPRUNE, else `microprune` on PATH, else .venv/bin/microprune
+                  of this checkout, else this checkout run as `python3 -m
+                  microprune` with src/ and analyzers/ on PYTHONPATH, which
+                  needs the tree-sitter packages of pyproject.toml installed)
     --json        print the results as JSON (sorted keys) instead of the tables
     --json-out F  also write that JSON to file F
     --check TREE  only run one app's checks in TREE (needs exactly one --app)
@@ -689,6 +690,8 @@ def microprune_command(arg: str | None) -> Microprune:
         return Microprune(tuple(shlex.split(arg or os.environ["MICROPRUNE"])), None)
     if shutil.which("microprune"):
         return Microprune(("microprune",), None)
+    if (REPO_DIR / ".venv" / "bin" / "microprune").is_file():  # the README's install
+        return Microprune((str(REPO_DIR / ".venv" / "bin" / "microprune"),), None)
     # This checkout, uninstalled: the core in src/, the analyzers in analyzers/.
     path = os.pathsep.join([str(REPO_DIR / "src"), str(REPO_DIR / "analyzers"), os.environ.get("PYTHONPATH", "")])
     return Microprune((sys.executable, "-m", "microprune"), {**os.environ, "PYTHONPATH": path.rstrip(os.pathsep)})
