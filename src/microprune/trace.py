@@ -20,6 +20,7 @@ from .model import Diagnostic, Edge, Entry, External, Parent, Provenance, Reason
 # Scans are pure, so a batch of them can run in forked workers. Below this many files the
 # fork and pickling cost more than they save.
 PARALLEL_MIN_BATCH = 48
+PARALLEL_MIN_BYTES = 256 * 1024     # ... or this much source: a few big bundles are worth splitting
 MAX_PARENTS = 16        # enough for `why`; a popular module has hundreds of importers
 # Kept because something *may* load it (a name in a string, a prefix, a hint): edges of
 # these kinds never make a file certain.
@@ -112,10 +113,18 @@ class _Tracer:
             self._follow_refs(path, scan)
 
     def _scans(self, paths: list[Path]) -> Iterator[Scan]:
-        if len(paths) >= PARALLEL_MIN_BATCH and self.jobs > 1:
+        if self.jobs > 1 and len(paths) > 1 and (len(paths) >= PARALLEL_MIN_BATCH or sum(
+                self.inventory.files[p].size for p in paths) >= PARALLEL_MIN_BYTES):
             pool = self._pool()
             if pool is not None:
-                return pool.map(_scan_in_worker, paths, chunksize=max(1, len(paths) // (self.jobs * 4)))
+                # biggest first, so one large bundle does not end up last on one worker
+                order = sorted(range(len(paths)), key=lambda i: -self.inventory.files[paths[i]].size)
+                scans = list(pool.map(_scan_in_worker, [paths[i] for i in order],
+                                      chunksize=max(1, len(paths) // (self.jobs * 4))))
+                result: list[Scan] = [Scan()] * len(paths)
+                for i, scan in zip(order, scans, strict=True):
+                    result[i] = scan
+                return iter(result)
         return (_scan_file(self.session, path) for path in paths)
 
     def _pool(self) -> Executor | None:
@@ -150,10 +159,13 @@ class _Tracer:
     def run(self) -> Trace:
         try:
             while self.queue:
-                batch = list(self.queue)
-                self.queue.clear()
-                self.process_batch(batch)
-                self.depth += 1
+                while self.queue:
+                    batch = list(self.queue)
+                    self.queue.clear()
+                    self.process_batch(batch)
+                    self.depth += 1
+                for edge, importer, line in self.session.deferred():
+                    self.emit(edge, Parent(importer, line, edge.reason, edge.detail), firm=False)
         finally:
             if self.pool is not None:
                 self.pool.shutdown(cancel_futures=True)

@@ -88,9 +88,11 @@ def dialect_of(path: str) -> str:
     return "js"
 
 
-def scan_source(path: str, data: bytes, cwd: str, resolve: Callable[[str], str | None] | None = None) -> Scan:
+def scan_source(path: str, data: bytes, cwd: str, resolve: Callable[[str], str | None] | None = None,
+                watched: frozenset[str] = frozenset()) -> Scan:
     """Refs of one source file at absolute ``path``; ``cwd`` is process.cwd() at run time;
-    ``resolve`` answers require.resolve(spec) from this file (read-only lookups)."""
+    ``resolve`` answers require.resolve(spec) from this file (read-only lookups); calls of the
+    ``watched`` method names report their first argument (``call-arg`` refs, the method in ``names``)."""
     if len(data) > MAX_SOURCE_BYTES:
         return Scan(diagnostics=(Diagnostic("not-scanned", f"larger than {MAX_SOURCE_BYTES >> 20} MB; not scanned"),))
     if b"\0" in data[:8192]:
@@ -106,7 +108,7 @@ def scan_source(path: str, data: bytes, cwd: str, resolve: Callable[[str], str |
         data = _ASSERT_CLAUSE.sub(lambda m: m.group(1) + b"with  " + m.group(2), data)
     dialect = dialect_of(path)
     tree = _parser(dialect).parse(data)
-    scanner = _Scanner(path, data, cwd, resolve)
+    scanner = _Scanner(path, data, cwd, resolve, watched)
     scanner.run(tree.root_node, _query(dialect))
     diagnostics = []
     if tree.root_node.has_error:
@@ -128,8 +130,10 @@ def _first_error_line(root: Node) -> int | None:
 
 
 class _Scanner:
-    def __init__(self, path: str, data: bytes, cwd: str, resolve: Callable[[str], str | None] | None) -> None:
+    def __init__(self, path: str, data: bytes, cwd: str, resolve: Callable[[str], str | None] | None,
+                 watched: frozenset[str] = frozenset()) -> None:
         self.path = path
+        self.watched = watched
         self.dir = posixpath.dirname(path)
         self.env = Env(path, cwd, resolve)
         self.eval = Evaluator(self.env, data)
@@ -294,6 +298,10 @@ class _Scanner:
             if args:
                 self.require_arg(args[0], node, "import")
             return
+        if self.watched and callee.type == "member_expression" and args:
+            prop = callee.child_by_field_name("property")
+            if prop is not None and self.eval.text(prop) in self.watched:
+                self._watched_call(self.eval.text(prop), args[0], node)
         root = _root_identifier(callee)
         if root is None or root not in self.env.bindings:
             if _is_join_like(callee, self.eval):
@@ -305,6 +313,19 @@ class _Scanner:
         if not isinstance(value, Fn):
             return
         self.call(value, node, callee, args)
+
+    def _watched_call(self, method: str, arg: Node, at: Node) -> None:
+        value = self.eval.value(arg, True)
+        names = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        if isinstance(value, Cond):
+            names = list(_strings(value))
+        readable = [n for n in names if isinstance(n, str) and WILDCARD not in n]
+        if not readable or len(readable) != len(names):
+            readable = [WILDCARD]          # a name we cannot read: the narrowing must give up
+        for name in readable:
+            if len(name) <= 256 and "\0" not in name:
+                self.refs.append(Ref(line=at.start_point[0] + 1, kind="call-arg", target=name, names=(method,),
+                                     speculative=True))
 
     # -- calls we understand --------------------------------------------------------------------------
     def call(self, fn: Fn, node: Node, callee: Node, args: list[Node]) -> None:

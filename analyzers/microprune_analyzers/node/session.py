@@ -20,7 +20,7 @@ from microprune.model import (Diagnostic, Edge, Entry, External, Package, Reason
 from microprune.paths import display, is_within, normalise
 
 from .entries import EntryFinder
-from .hints import Hint, load_hints
+from .hints import Hint, Narrowing, load_hints, load_narrowings
 from .resolve import Found, Resolver, outermost_node_modules, package_dir_of, split_package
 from .evaluate import WILDCARD
 from .scan import scan_source
@@ -29,6 +29,9 @@ SOURCE_SUFFIXES = (".js", ".mjs", ".cjs", ".jsx")
 TYPESCRIPT_SUFFIXES = (".ts", ".mts", ".cts", ".tsx")
 APP_EXCLUDED_DIRS = frozenset({".git", ".hg", ".svn", ".cache", ".npm", ".yarn-cache", ".pnpm-store"})
 APP_EXCLUDED_MARKERS = ("microprune.json",)
+# Read by package managers, never by the running app (and .npmrc may hold a registry token).
+APP_BUILD_ONLY_FILES = frozenset({"package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml",
+                                  ".npmrc", ".yarnrc", ".yarnrc.yml"})
 # Never worth keeping from a glob: build inputs and change logs (nft's list).
 GLOB_EXCLUDED_SUFFIXES = (".h", ".cmake", ".c", ".cpp")
 GLOB_EXCLUDED_NAMES = frozenset({"CHANGELOG.md", "README.md", "readme.md", "changelog.md"})
@@ -62,7 +65,12 @@ class NodeSession:
         if self.deps_root is not None and self.deps_root != self.app_root / "node_modules":
             self.resolver.fallback_dirs = (self.deps_root,)
         self.builtins = _builtins()
-        self.hints: dict[str, Hint] = load_hints() if request.options.get("use_hints", True) else {}
+        use_hints = request.options.get("use_hints", True)
+        self.hints: dict[str, Hint] = load_hints() if use_hints else {}
+        self.narrowings: dict[str, Narrowing] = load_narrowings() if use_hints else {}
+        self._watched = frozenset(call for n in self.narrowings.values() for call in n.calls)
+        self._call_args: dict[str, set[tuple[str, str]]] = {}   # method -> (calling package, first argument)
+        self._narrowed: dict[tuple[Path, int, str], Narrowing] = {}     # (importer, line, spec) -> rule
         self._hinted: set[tuple[str, Path]] = set()
         self._scan_as_source: set[Path] = set()      # extensionless scripts kept as code (bin files)
         self._packages: dict[Path, Package] | None = None
@@ -154,7 +162,8 @@ class NodeSession:
         name = path.name
         if name.endswith(".node") or SHARED_LIBRARY.search(name):
             return Scan(refs=needed_refs(data)) if is_elf(data) else Scan()
-        result = scan_source(str(path), data, str(self.cwd), lambda spec: self._resolve_value(spec, path))
+        result = scan_source(str(path), data, str(self.cwd), lambda spec: self._resolve_value(spec, path),
+                             self._watched)
         diagnostics = tuple(Diagnostic(d.code, d.message, path, d.line) for d in result.diagnostics
                             if d.code != "syntax-error" or self._is_app_file(path))
         return Scan(result.refs, diagnostics)
@@ -198,11 +207,45 @@ class NodeSession:
         return tuple(edges)
 
     def _resolve_glob(self, ref: Ref, importer: Path) -> Resolution:
+        narrowing = self._narrowing_for(ref, importer)
+        if narrowing is not None:
+            self._narrowed[(importer, ref.line, ref.target)] = narrowing
+            return Resolved(())          # answered by deferred(), once every call is seen
         pattern = posixpath.normpath(posixpath.join(str(importer.parent), ref.target))
         files = self._glob(pattern, dot=False, module_extensions=True)
         if not files:
             return Unresolved(f"no file matches {ref.target!r}", ())
         return Resolved(tuple(Edge(p, Reason.DYNAMIC, ref.target) for p in files))
+
+    def _narrowing_for(self, ref: Ref, importer: Path) -> Narrowing | None:
+        package_dir = package_dir_of(importer, self.deps_root)
+        narrowing = self.narrowings.get(_package_name(package_dir)) if package_dir is not None else None
+        if narrowing is None or ref.target != narrowing.glob.replace("*", WILDCARD):
+            return None
+        return narrowing
+
+    def _resolve_call_arg(self, ref: Ref, importer: Path) -> Resolution:
+        package_dir = package_dir_of(importer, self.deps_root)
+        caller = _package_name(package_dir) if package_dir is not None else ""
+        for method in ref.names:
+            self._call_args.setdefault(method, set()).add((caller, ref.target))
+        return Resolved(())
+
+    def deferred(self) -> list[tuple[Edge, Path, int]]:
+        """Narrowed globs, answered with every call the trace has seen so far."""
+        found: list[tuple[Edge, Path, int]] = []
+        for (importer, line, spec), narrowing in sorted(self._narrowed.items(), key=lambda kv: str(kv[0])):
+            # the package's own calls pass its callers' values along: only outside callers count
+            names = {name for call in narrowing.calls for caller, name in self._call_args.get(call, set())
+                     if caller != narrowing.package}
+            pattern = posixpath.normpath(posixpath.join(str(importer.parent), spec))
+            files = self._glob(pattern, dot=False, module_extensions=True)
+            if WILDCARD not in names:
+                wanted = {variant for name in names for variant in _name_variants(name)}
+                files = [f for f in files if f.name.rsplit(".", 1)[0].lower() in wanted]
+            detail = f"{spec} narrowed to the names passed to {', '.join(narrowing.calls)}"
+            found.extend((Edge(f, Reason.DYNAMIC, detail), importer, line) for f in files)
+        return found
 
     def _resolve_asset(self, ref: Ref, importer: Path) -> Resolution:
         target = ref.target
@@ -249,7 +292,7 @@ class NodeSession:
         if not self.inventory.is_dir(directory):
             return []
         regex = _glob_regex(pattern[cut:], module_extensions)
-        found = []
+        found: list[Path] = []
         top = self.inventory.canonical(directory)
         for path in self.inventory.walk_files(directory):
             rel = "/" + path.relative_to(top).as_posix()
@@ -277,8 +320,9 @@ class NodeSession:
                      if p.name.endswith(".node")]
             if files:
                 return Resolved(tuple(Edge(p, Reason.NATIVE, "node-gyp-build") for p in files))
+        other_libc = ".glibc." if _host_libc() == "musl" else ".musl."
         files = [p for p in self._glob(f"{root}/prebuilds/linux-x64/{WILDCARD}", dot=False, module_extensions=False)
-                 if p.name.endswith(".node")]
+                 if p.name.endswith(".node") and other_libc not in p.name]
         if files:
             return Resolved(tuple(Edge(p, Reason.NATIVE, "node-gyp-build prebuild") for p in files))
         return Unresolved(f"node-gyp-build({display(root)}): no build/Release or prebuilds/linux-x64 addon",
@@ -442,6 +486,8 @@ class NodeSession:
         return self._packages
 
     def drop_reason(self, path: Path) -> Reason:
+        if path.name in APP_BUILD_ONLY_FILES and self._is_app_file(path):
+            return Reason.EXCLUDED
         return Reason.UNREACHED
 
 
@@ -462,7 +508,14 @@ _RESOLVERS = {
     "pkginfo": NodeSession._resolve_pkginfo,
     "resolve-from": NodeSession._resolve_from,
     "needed": NodeSession._resolve_needed,
+    "call-arg": NodeSession._resolve_call_arg,
 }
+
+
+def _name_variants(name: str) -> list[str]:
+    """fr_CA -> fr-ca, fr (how locale loaders fall back)."""
+    parts = name.lower().replace("_", "-").split("-")
+    return ["-".join(parts[:i]) for i in range(len(parts), 0, -1)]
 
 
 def _package_name(package_dir: Path) -> str:
@@ -530,6 +583,14 @@ def _target_version(flag: str | None, app_root: Path) -> tuple[str, str]:
     if engines:
         return engines.group(1).decode(), "package.json engines"
     return DEFAULT_NODE_VERSION, "default"
+
+
+def _host_libc() -> str:
+    """The C library of the runtime the image is built from (node-gyp-build tags prebuilds by it)."""
+    try:
+        return "glibc" if os.confstr("CS_GNU_LIBC_VERSION") else "musl"
+    except (ValueError, OSError):
+        return "musl"
 
 
 def _module_sync(version: str) -> bool:

@@ -478,6 +478,9 @@ class PythonSession:
         return External(name.split(".")[0])
 
     # -- Session protocol: what travels with a kept file ---------------------------------
+    def deferred(self) -> list[tuple[Edge, Path, int]]:
+        return []
+
     def companions(self, path: Path) -> list[Edge]:
         if self.deps_root is None or not is_within(path, self.deps_root):
             return []
