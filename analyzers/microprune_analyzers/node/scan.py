@@ -44,6 +44,12 @@ _QUERY_SOURCE = """
 (member_expression object: (meta_property)) @meta
 (function_declaration) @function
 """
+# `const x = <one of these>` may bind a module we model (fs, path ...) or a path.
+_BINDABLE_VALUES = frozenset({
+    "call_expression", "identifier", "member_expression", "string", "template_string", "binary_expression",
+    "ternary_expression", "parenthesized_expression", "new_expression", "await_expression",
+    "subscript_expression", "sequence_expression", "as_expression", "non_null_expression", "meta_property",
+})
 # Every ref starts from one of these words (fs and path must be required or imported first).
 _MAY_REFER = re.compile(rb"require|import|export|__dirname|__filename|cwd")
 # `function load(x) { ...; const m = require(x); ...; return m; }`: a require wrapper (small functions only)
@@ -235,6 +241,8 @@ class _Scanner:
                 fake = _Named(init, name)
                 self._bind_require_wrapper(fake, params)  # type: ignore[arg-type]
             return
+        if init.type not in _BINDABLE_VALUES:
+            return                  # objects, arrays, classes, numbers: never a path or a module we model
         value = self.eval.value(init, True)
         if value is NA:
             return
@@ -408,7 +416,7 @@ class _Scanner:
         value = self.eval.value(arg, True)
         for spec in _strings(value):
             if WILDCARD in spec:
-                if spec.startswith(("./", "../")):
+                if spec.startswith(("./", "../", "/")):
                     self.add(kind + "-glob" if kind == "require" else "import-glob", spec, at)
             else:
                 self.add(kind, spec, at)

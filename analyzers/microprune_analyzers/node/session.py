@@ -35,6 +35,9 @@ APP_BUILD_ONLY_FILES = frozenset({"package-lock.json", "npm-shrinkwrap.json", "y
 # Never worth keeping from a glob: build inputs and change logs (nft's list).
 GLOB_EXCLUDED_SUFFIXES = (".h", ".cmake", ".c", ".cpp")
 GLOB_EXCLUDED_NAMES = frozenset({"CHANGELOG.md", "README.md", "readme.md", "changelog.md"})
+# A .js file this big, kept only because its directory is served or read whole, is a browser bundle
+# (swagger-ui's is 1.6 MB): data, not parsed.
+STATIC_BUNDLE_BYTES = 128 * 1024
 SHARED_LIBRARY = re.compile(r"\.so(\.\d+)*$")
 BUILTINS_FILE = Path(__file__).with_name("builtins.txt")
 DEFAULT_NODE_VERSION = "20.0.0"
@@ -72,6 +75,8 @@ class NodeSession:
         self._call_args: dict[str, set[tuple[str, str]]] = {}   # method -> (calling package, first argument)
         self._narrowed: dict[tuple[Path, int, str], Narrowing] = {}     # (importer, line, spec) -> rule
         self._hinted: set[tuple[str, Path]] = set()
+        self._static: set[Path] = set()       # kept as part of a directory read whole
+        self._code: set[Path] = set()         # kept because something requires or imports it
         self._scan_as_source: set[Path] = set()      # extensionless scripts kept as code (bin files)
         self._packages: dict[Path, Package] | None = None
 
@@ -151,6 +156,8 @@ class NodeSession:
     # -- scanning -------------------------------------------------------------------------------------
     def wants_scan(self, path: Path) -> bool:
         name = path.name
+        if path in self._static and path not in self._code and self.inventory.files[path].size > STATIC_BUNDLE_BYTES:
+            return False
         if name.endswith(TYPESCRIPT_SUFFIXES):
             # TypeScript inside node_modules is never run by node (packages ship compiled JS)
             return not name.endswith(".d.ts") and self._is_app_file(path)
@@ -202,6 +209,7 @@ class NodeSession:
         return name.endswith("/") and self.resolver.resolve(name, importer, False) is not None
 
     def _edges(self, found: Found, reason: Reason, detail: str) -> tuple[Edge, ...]:
+        self._code.update(self.inventory.canonical(p) for p in found.files)
         edges = [Edge(path, reason, detail) for path in found.files]
         edges.extend(Edge(path, Reason.METADATA, "package.json read by the resolver") for path in found.manifests)
         return tuple(edges)
@@ -213,6 +221,7 @@ class NodeSession:
             return Resolved(())          # answered by deferred(), once every call is seen
         pattern = posixpath.normpath(posixpath.join(str(importer.parent), ref.target))
         files = self._glob(pattern, dot=False, module_extensions=True)
+        self._code.update(self.inventory.canonical(f) for f in files)
         if not files:
             return Unresolved(f"no file matches {ref.target!r}", ())
         return Resolved(tuple(Edge(p, Reason.DYNAMIC, ref.target) for p in files))
@@ -263,11 +272,18 @@ class NodeSession:
             return Resolved(())
         pattern = target if wild != -1 else target.rstrip("/") + "/" + WILDCARD
         files = self._glob(pattern, dot=True, module_extensions=False)
+        self._note_static(files)
         return Resolved(tuple(Edge(p, Reason.DATA, "directory read by the code") for p in files))
 
     def _resolve_asset_dir(self, ref: Ref, importer: Path) -> Resolution:
         files = self._glob(ref.target.rstrip("/") + "/" + WILDCARD, dot=True, module_extensions=False)
+        self._note_static(files)
         return Resolved(tuple(Edge(p, Reason.DATA, "directory listed by the code") for p in files))
+
+    def _note_static(self, files: list[Path]) -> None:
+        """Files kept because their directory is read or served whole: data to the code that reads
+        them (a served browser bundle is not run by node), unless something also requires them."""
+        self._static.update(self.inventory.canonical(f) for f in files)
 
     def _within_package_scope(self, asset: Path, importer: Path) -> bool:
         """Code inside node_modules only ever reaches assets inside node_modules."""
