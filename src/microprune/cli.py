@@ -42,6 +42,10 @@ Examples:
   pip install --target ./deps -r requirements.txt
   microprune prune . --deps ./deps --entry app.py --out ./pruned
   PYTHONPATH=./pruned/site-packages python ./pruned/app/app.py
+
+  npm ci --omit=dev
+  microprune prune . --out ./pruned            # a Node app: node_modules found in the app
+  node ./pruned/server.js
 """
 
 EPILOG_WHY = """\b
@@ -56,15 +60,18 @@ def app_options(func: F) -> F:
     options = [
         click.argument("app", type=click.Path(file_okay=False, path_type=Path)),
         click.option("--deps", type=click.Path(path_type=Path),
-                     help="Installed dependencies: a `pip install --target` directory, a site-packages "
-                          "directory or a virtualenv. Default: APP/.venv or APP/venv."),
+                     help="Installed dependencies. Python: a `pip install --target` directory, a site-packages "
+                          "directory or a virtualenv (default: APP/.venv or APP/venv). Node: a node_modules "
+                          "directory (default: APP/node_modules)."),
         click.option("--entry", "entries", multiple=True, metavar="E",
-                     help="Entry point: a script (app.py), a module (pkg.mod or pkg.mod:attr, as given to "
-                          "gunicorn/uvicorn) or a console script of the deps (gunicorn). Repeatable. "
-                          "Default: [project.scripts], Procfile, __main__.py, main.py/app.py/wsgi.py/asgi.py/manage.py."),
+                     help="Entry point. Python: a script (app.py), a module (pkg.mod or pkg.mod:attr, as given to "
+                          "gunicorn/uvicorn) or a console script of the deps (gunicorn); default: [project.scripts], "
+                          "Procfile, __main__.py, main.py/app.py/wsgi.py/asgi.py/manage.py. Node: a script "
+                          "(server.js, dist/index.js); default: package.json scripts.start, main, bin, then "
+                          "server.js/index.js/app.js/main.js. Repeatable."),
         click.option("--keep", "keep", multiple=True, metavar="PATTERN",
-                     help="Always keep: a distribution (pyyaml), a module or package (babel.localedata) "
-                          "or a glob relative to the deps (babel/locale-data/**). Repeatable."),
+                     help="Always keep: a distribution (pyyaml), a module or package (babel.localedata), an npm "
+                          "package (sharp), or a glob relative to the deps (babel/locale-data/**). Repeatable."),
         click.option("--python-version", metavar="X.Y",
                      help="Target Python version. Default: read from the deps (pyvenv.cfg, extension names, wheel tags)."),
         click.option("--node-version", metavar="X.Y[.Z]",
@@ -120,8 +127,8 @@ def cli() -> None:
     """Prune what an app does not use from its installed dependencies.
 
     microprune traces an app's imports from its entry points through its
-    site-packages, and keeps only what is reached, with a reason for every
-    file kept. It never changes its input: `prune` writes a new tree.
+    site-packages (Python) or node_modules (Node), and keeps only what is
+    reached, with a reason for every file kept. It never changes its input: `prune` writes a new tree.
 
     \b
     Start with:
@@ -177,7 +184,8 @@ def analyze(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[
 @cli.command(epilog=EPILOG_PRUNE)
 @app_options
 @click.option("--out", required=True, type=click.Path(path_type=Path),
-              help="New directory for the app and its pruned deps (OUT/app, OUT/site-packages).")
+              help="New directory for the app and its pruned deps (Python: OUT/app and OUT/site-packages; "
+                   "Node: the app in OUT and its deps in OUT/node_modules).")
 @click.option("--force", is_flag=True, help="Replace OUT if it is not empty.")
 @click.option("--bytecode", type=click.Choice(["compile", "none"]), default="compile", show_default=True,
               help="compile: write .pyc (unchecked-hash) for the kept .py files, so a read-only image does not "

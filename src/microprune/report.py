@@ -111,10 +111,9 @@ def render_text(report: dict[str, Any]) -> str:
 
 
 def _headline(report: dict[str, Any]) -> str:
-    target = report["target"]
-    version = target.get("python_version")
+    runtime = report["target"].get("runtime")
     where = f"deps {report['deps']}" if report["deps"] else "no deps directory"
-    detail = f", Python {version} ({target.get('python_version_source')})" if version else ""
+    detail = f", {runtime}" if runtime else ""
     return f"{report['language']} app {report['app']}; {where}{detail}"
 
 
@@ -142,7 +141,7 @@ def _totals_lines(report: dict[str, Any]) -> list[str]:
         f"drop {human_bytes(deps['dropped_bytes'])} in {deps['dropped_files']} files{share}",
         f"app:  keep {human_bytes(app['kept_bytes'])} in {app['kept_files']} files, "
         f"drop {human_bytes(app['dropped_bytes'])} in {app['dropped_files']} files"
-        + (" (bytecode)" if app["dropped_files"] else ""),
+        + (" (caches, bytecode, lockfiles: never read at run time)" if app["dropped_files"] else ""),
     ]
 
 

@@ -139,7 +139,8 @@ class NodeSession:
 
     def describe(self) -> dict[str, Any]:
         return {"node_version": self.node_version, "node_version_source": self.version_source,
-                "conditions": sorted(self.resolver.conditions), "module_sync": self.resolver.module_sync}
+                "conditions": sorted(self.resolver.conditions), "module_sync": self.resolver.module_sync,
+                "runtime": f"Node {self.node_version} ({self.version_source})"}
 
     def diagnostics(self) -> list[Diagnostic]:
         problems = [Diagnostic("bad-package-json", why, path) for path, why in self.resolver.problems]

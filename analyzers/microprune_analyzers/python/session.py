@@ -146,6 +146,7 @@ class PythonSession:
             "python_version": f"{self.version[0]}.{self.version[1]}",
             "python_version_source": self.version_source,
             "extension_suffixes": list(self.target.extension_suffixes()),
+            "runtime": f"Python {self.version[0]}.{self.version[1]} ({self.version_source})",
         }
 
     def diagnostics(self) -> list[Diagnostic]:
