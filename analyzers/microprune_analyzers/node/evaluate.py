@@ -224,8 +224,11 @@ def _express(_env: Env) -> Any:
 
 
 def _pino(_env: Env) -> Any:
-    table = {"transport": PINO_TRANSPORT, UNKNOWN_KEYS: True}
-    return {**table, "default": Fn("pino", lambda *a: NA), "pino": table}
+    """pino is a function with a .transport(): `pino({ transport })`, `pino.transport({...})`,
+    `const { pino } = require('pino')`, `import pino from 'pino'`."""
+    call = Fn("pino", lambda *a: NA)
+    table = {"transport": PINO_TRANSPORT, "__call__": call, UNKNOWN_KEYS: True}
+    return {**table, "default": table, "pino": table}
 
 
 STATIC_MODULES: dict[str, Callable[[Env], Any]] = {

@@ -43,6 +43,7 @@ _QUERY_SOURCE = """
 ((identifier) @leaf (#any-of? @leaf "__dirname" "__filename"))
 (member_expression object: (meta_property)) @meta
 (function_declaration) @function
+(function_expression parameters: (formal_parameters (identifier) @param (#eq? @param "require"))) @shadowing
 """
 # `const x = <one of these>` may bind a module we model (fs, path ...) or a path.
 _BINDABLE_VALUES = frozenset({
@@ -83,7 +84,11 @@ def _parser(dialect: str) -> Parser:
 
 @lru_cache(maxsize=None)
 def _query(dialect: str) -> Query:
-    return Query(_language(dialect), _QUERY_SOURCE)
+    source = _QUERY_SOURCE
+    if dialect != "js":       # TypeScript wraps each parameter: (required_parameter pattern: (identifier))
+        source = re.sub(r"\(formal_parameters \(identifier\) (@\w+) (\(#eq\? \1 \"require\"\))\)",
+                        r"(formal_parameters (required_parameter pattern: (identifier) \1 \2))", source)
+    return Query(_language(dialect), source)
 
 
 def dialect_of(path: str) -> str:
@@ -159,7 +164,7 @@ class _Scanner:
 
     def _on_import(self, node: Node) -> None:
         source = node.child_by_field_name("source")
-        if source is None:
+        if source is None or _is_type_only(node):
             return
         spec = self.eval.value(source, False)
         if not isinstance(spec, str):
@@ -168,6 +173,8 @@ class _Scanner:
         self._bind_import(node, spec)
 
     def _on_export(self, node: Node) -> None:
+        if _is_type_only(node):
+            return
         source = node.child_by_field_name("source")
         spec = self.eval.value(source, False) if source is not None else NA
         if isinstance(spec, str):
@@ -199,6 +206,13 @@ class _Scanner:
                         if value is not NA:
                             self.env.bindings[self.eval.text(local)] = value
 
+    def _on_shadowing(self, node: Node) -> None:
+        """`function (require, module, exports) { ... }`: a bundle's module wrapper."""
+        self.require_shadowed.append((node.start_byte, node.end_byte))
+
+    def _on_param(self, node: Node) -> None:
+        pass
+
     def _on_function(self, node: Node) -> None:
         """Bundler wrappers pass their own `require`: calls inside read module ids, not paths,
         unless the function is a require wrapper (`function r(x) { return require(x) }`)."""
@@ -206,6 +220,8 @@ class _Scanner:
         if params is None:
             return
         for param in params.named_children:
+            if param.type == "required_parameter":
+                param = param.child_by_field_name("pattern") or param
             if param.type == "identifier" and self.eval.text(param) == "require":
                 self.require_shadowed.append((node.start_byte, node.end_byte))
         self._bind_require_wrapper(node, params)
@@ -214,6 +230,8 @@ class _Scanner:
         name_node = node.child_by_field_name("name")
         body = node.child_by_field_name("body")
         first = params if params.type == "identifier" else next((p for p in params.named_children), None)
+        if first is not None and first.type == "required_parameter":
+            first = first.child_by_field_name("pattern")
         if name_node is None or body is None or first is None or first.type != "identifier":
             return
         if body.end_byte - body.start_byte > MAX_WRAPPER_BYTES:
@@ -338,8 +356,10 @@ class _Scanner:
     # -- calls we understand --------------------------------------------------------------------------
     def call(self, fn: Fn, node: Node, callee: Node, args: list[Node]) -> None:
         if fn is REQUIRE or fn is BOUND_REQUIRE or fn.tag == "require-resolve":
-            if args and not (fn is REQUIRE and self._require_shadowed(node)):
-                self.require_arg(args[0], node, "require")
+            if args:
+                # Inside `function (require, ...)` the name may be a bundle's own loader or the real
+                # require handed in (UMD): followed, but as optional
+                self.require_arg(args[0], node, "require", optional=fn is REQUIRE and self._require_shadowed(node))
             return
         if fn is CREATE_REQUIRE:
             self._bind_created_require(node)
@@ -397,13 +417,13 @@ class _Scanner:
         self.emit_value(value, args[0])
 
     # -- helpers --------------------------------------------------------------------------------------
-    def require_arg(self, arg: Node, at: Node, kind: str) -> None:
+    def require_arg(self, arg: Node, at: Node, kind: str, optional: bool = False) -> None:
         """require(x)/import(x): both branches of a conditional, both sides of || and &&."""
         if arg.type == "ternary_expression":
             for field in ("consequence", "alternative"):
                 branch = arg.child_by_field_name(field)
                 if branch is not None:
-                    self.require_arg(branch, at, kind)
+                    self.require_arg(branch, at, kind, optional)
             return
         if arg.type == "binary_expression":
             op = arg.child_by_field_name("operator")
@@ -411,7 +431,7 @@ class _Scanner:
                 for field in ("left", "right"):
                     side = arg.child_by_field_name(field)
                     if side is not None:
-                        self.require_arg(side, at, kind)
+                        self.require_arg(side, at, kind, optional)
                 return
         value = self.eval.value(arg, True)
         for spec in _strings(value):
@@ -419,7 +439,7 @@ class _Scanner:
                 if spec.startswith(("./", "../", "/")):
                     self.add(kind + "-glob" if kind == "require" else "import-glob", spec, at)
             else:
-                self.add(kind, spec, at)
+                self.add(kind, spec, at, optional)
 
     def climb(self, node: Node, value: Any) -> None:
         """From a static leaf, go out to the largest expression that is still static, then
@@ -456,10 +476,10 @@ class _Scanner:
             if path is not None:
                 self.add("asset", path, at)
 
-    def add(self, kind: str, target: str, at: Node) -> None:
+    def add(self, kind: str, target: str, at: Node, optional: bool = False) -> None:
         if len(target) > 4096 or "\0" in target:
             return
-        optional = kind in ("require", "import") and _inside_try(at)
+        optional = optional or (kind in ("require", "import") and _inside_try(at))
         self.refs.append(Ref(line=at.start_point[0] + 1, kind=kind, target=target, optional=optional))
 
 
@@ -572,6 +592,12 @@ class _Named:
 
     def child_by_field_name(self, field: str) -> Node | None:
         return self.name if field == "name" else self.node.child_by_field_name(field)
+
+
+def _is_type_only(statement: Node) -> bool:
+    """`import type { X } from 'm'` / `export type { X } from 'm'` (TypeScript): erased, never loaded."""
+    keywords = [c.type for c in statement.children[:3] if not c.is_named]
+    return "type" in keywords[1:2] or keywords[:2] == ["export", "type"]
 
 
 def _is_create_require(init: Node, scanner: _Scanner) -> bool:

@@ -338,11 +338,12 @@ class NodeSession:
             if files:
                 return Resolved(tuple(Edge(p, Reason.NATIVE, "node-gyp-build") for p in files))
         other_libc = ".glibc." if _host_libc() == "musl" else ".musl."
-        files = [p for p in self._glob(f"{root}/prebuilds/linux-x64/{WILDCARD}", dot=False, module_extensions=False)
+        files = [p for p in self._glob(f"{root}/prebuilds/{_host_platform()}/{WILDCARD}", dot=False,
+                                       module_extensions=False)
                  if p.name.endswith(".node") and other_libc not in p.name]
         if files:
             return Resolved(tuple(Edge(p, Reason.NATIVE, "node-gyp-build prebuild") for p in files))
-        return Unresolved(f"node-gyp-build({display(root)}): no build/Release or prebuilds/linux-x64 addon",
+        return Unresolved(f"node-gyp-build({display(root)}): no build/Release or prebuilds/{_host_platform()} addon",
                           ("*.node",))
 
     def _resolve_pre_gyp(self, ref: Ref, importer: Path) -> Resolution:
@@ -421,7 +422,7 @@ class NodeSession:
                 edges.append(Edge(script, Reason.HINT, detail))
         files = self._package_files_under(package_dir)
         for pattern in hint.keep:
-            regex = re.compile(_fnmatch_path(pattern))
+            regex = re.compile(_fnmatch_path(pattern.replace("{platform}", _host_platform())))
             edges.extend(Edge(p, Reason.HINT, detail) for p in files
                          if regex.fullmatch(p.relative_to(package_dir).as_posix()))
         if hint.optional_dependencies:
@@ -600,6 +601,13 @@ def _target_version(flag: str | None, app_root: Path) -> tuple[str, str]:
     if engines:
         return engines.group(1).decode(), "package.json engines"
     return DEFAULT_NODE_VERSION, "default"
+
+
+def _host_platform() -> str:
+    """node's `${process.platform}-${process.arch}` for the runtime the image is built from."""
+    machine = os.uname().machine
+    arch = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "armv7l": "arm", "i686": "ia32"}.get(machine, machine)
+    return f"linux-{arch}"
 
 
 def _host_libc() -> str:
