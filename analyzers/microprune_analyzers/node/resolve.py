@@ -301,8 +301,8 @@ class Resolver:
                         files.extend(found.files)
                         manifests.extend(found.manifests)
                     continue
-                self.problems.append((package_dir / "package.json",
-                                      f"export target {text!r} does not start with ./; ignored"))
+                why = "leaves the package" if text.startswith(("../", "/")) else "does not start with ./"
+                self.problems.append((package_dir / "package.json", f"export target {text!r} {why}; ignored"))
                 continue
             path = _normal(package_dir / text)
             if not is_within(path, package_dir):
