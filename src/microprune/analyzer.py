@@ -38,6 +38,20 @@ class Layout:
     deps_dir: str
 
 
+@dataclass(frozen=True)
+class ImageRuntime:
+    """What an image of the app needs from the local runtime, and how it starts.
+
+    ``files`` are host paths copied into the base at the same paths (their shared libraries
+    are added by the core, from ELF headers). ``root`` is where OUT lands in the image.
+    """
+
+    files: tuple[str, ...]
+    command: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+    workdir: str
+
+
 class Session(Protocol):
     """One app opened by an analyzer: everything the core asks of a language."""
 
@@ -61,6 +75,8 @@ class Session(Protocol):
     def deferred(self) -> Sequence[tuple[Edge, Path, int]]: ...
 
     def run_command(self, entry: Entry, app_out: str, deps_out: str) -> str: ...
+    def image_runtime(self, entries: Sequence[Entry], externals: set[str], app_out: str,
+                      deps_out: str) -> ImageRuntime: ...
     def finish_tree(self, app_out: Path, deps_out: Path, files: Sequence[Path]) -> dict[str, Any]: ...
     def keep_edges(self, pattern: str) -> Sequence[Edge]: ...     # --keep
     def lookup(self, name: str) -> Sequence[Path]: ...             # `why NAME`

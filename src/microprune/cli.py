@@ -285,6 +285,108 @@ def trace(entries: tuple[Path, ...], deps_paths: tuple[str, ...], base: Path | N
             click.echo(warnings, err=True, nl=False)
 
 
+EPILOG_IMAGE = """\b
+Examples:
+  microprune image ./myapp --out app.tar --tag myapp:1.0
+  microprune image . --out app.tar --env LOG_LEVEL=info --load   # and load it into Docker
+  microprune run app.tar                                          # prove it starts, no engine
+"""
+
+
+@cli.command(epilog=EPILOG_IMAGE)
+@app_options
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The image archive to write (an OCI archive that docker load also reads).")
+@click.option("--base", default="auto", show_default=True, metavar="auto|PATH",
+              help="auto: a runtime layer built from the local interpreter, its shared libraries (from ELF "
+                   "headers), the stdlib modules the trace reaches, CA certificates and a non-root user.")
+@click.option("--tag", default="microprune-app:latest", show_default=True, metavar="NAME:TAG")
+@click.option("--cmd", "cmd", default=None, metavar="COMMAND",
+              help="The image's command (shell-style words, run without a shell). Default: the app's entry.")
+@click.option("--user", default=None, metavar="UID[:GID]", help="Default: 65532:65532 (the image's `app` user).")
+@click.option("--env", "env", multiple=True, metavar="K=V", help="Environment of the image. Repeatable.")
+@click.option("--load", is_flag=True, help="Load the image into the Docker engine (DOCKER_HOST or the default "
+                                           "socket) through the docker SDK (pip install 'microprune[docker]').")
+@format_option
+def image(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[str, ...], target: TargetFlags,
+          language: str | None, out: Path, base: str, tag: str, cmd: str | None, user: str | None,
+          env: tuple[str, ...], load: bool, fmt: str) -> None:
+    """Prune APP and write a minimal, reproducible OCI image of it to OUT, with no engine.
+
+    Layers: the runtime, then the pruned dependencies, then the app (what must never ship,
+    .git, .env*, .npmrc, private keys, and what APP/.dockerignore names, is left out and
+    listed). The same inputs give a byte-identical archive (SOURCE_DATE_EPOCH, or 0).
+    """
+    import shlex
+
+    from .image.build import ImageOptions, build_image
+
+    request, language = _request(app, deps, entries, keep, target, language)
+    _check_deps_exist(request)
+    for item in env:
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r} is not K=V", param_hint="--env")
+    try:
+        words = tuple(shlex.split(cmd)) if cmd else ()
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--cmd") from err
+    request = replace(request, options={**request.options, "bytecode": "compile", "strip": "debug"})
+    report = build_image(request, ImageOptions(out, base, tag, words, user, env, language))
+    if load:
+        report["image"]["loaded"] = _load_into_docker(out)
+    if fmt == "json":
+        click.echo(render_json(report), nl=False)
+        return
+    info = report["image"]
+    click.echo(f"wrote {info['path']} ({info['tag']}, {info['digest']})")
+    for layer in info["layers"]:
+        click.echo(f"  {layer['name']:<8} {layer['digest'][:19]}  {layer['size']:>12,} bytes gzip  "
+                   f"{layer['uncompressed_size']:>12,} bytes  {layer['files']} files")
+    click.echo(f"  total    {info['size']:,} bytes gzip, {info['uncompressed_size']:,} bytes")
+    click.echo(f"  entrypoint {info['entrypoint'] or info['cmd']}, user {info['user']}, workdir {info['workdir']}")
+    if info["left_out"]:
+        click.echo(f"  left out of the app layer: {', '.join(info['left_out'])}")
+
+
+def _load_into_docker(archive: Path) -> str:
+    try:
+        import docker  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    except ImportError as err:
+        raise MicropruneError("--load needs the docker SDK: pip install 'microprune[docker]'") from err
+    try:
+        client = docker.from_env()
+        client.ping()
+        with open(archive, "rb") as handle:
+            images = client.images.load(handle.read())
+    except Exception as err:  # noqa: BLE001 - the SDK raises many kinds; the user needs one line
+        raise MicropruneError(f"no Docker engine answers (DOCKER_HOST or the default socket): {err}") from err
+    return ", ".join(sorted(t for img in images for t in img.tags)) or "loaded"
+
+
+EPILOG_RUN = """\b
+Examples:
+  microprune run app.tar                         # the image's entrypoint
+  microprune run app.tar -- /usr/bin/node -e 'console.log(1)'
+"""
+
+
+@cli.command(epilog=EPILOG_RUN)
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("command", nargs=-1)
+@click.option("--timeout", type=float, default=None, help="Stop the command after this many seconds.")
+@click.option("--env", "env", multiple=True, metavar="K=V", help="Add to the image's environment. Repeatable.")
+def run(archive: Path, command: tuple[str, ...], timeout: float | None, env: tuple[str, ...]) -> None:
+    """Run an image archive without an engine: unpack it into a scratch root and run its
+    entrypoint (or COMMAND) there, in new mount and PID namespaces, with only the image's
+    environment and user. Exits with the command's status."""
+    from .image.runner import run_image
+
+    for item in env:
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r} is not K=V", param_hint="--env")
+    sys.exit(run_image(archive, list(command), timeout, env))
+
+
 def _language_of(entries: tuple[Path, ...]) -> str | None:
     suffixes = {e.suffix for e in entries}
     if suffixes <= {".py"}:

@@ -187,3 +187,17 @@ def needed_search_dirs(ref: Ref, importer: Path) -> list[Path]:
             for d in ref.names if "$ORIGIN" in d or "${ORIGIN}" in d]
     dirs.append(importer.parent)
     return dirs
+
+
+PT_INTERP = 3
+
+
+def interpreter(data: bytes) -> str | None:
+    """The program interpreter (PT_INTERP: /lib64/ld-linux-x86-64.so.2) of an executable."""
+    try:
+        for seg in _segments(data):
+            if seg.type == PT_INTERP:
+                return data[seg.offset:seg.offset + seg.filesz].rstrip(b"\0").decode("utf-8", "replace")
+    except (struct.error, IndexError, ValueError):
+        return None
+    return None

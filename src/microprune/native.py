@@ -39,8 +39,11 @@ def strip_debug(files: Iterable[Path], policy: str) -> StripSummary:
     if tool is None:
         return StripSummary("none", why="binutils `strip` is not installed; shared objects left as they are")
     summary = StripSummary(policy)
+    # "debug": debug sections only (native backtraces keep their symbols); "unneeded": also the
+    # symbol tables the loader never reads (.dynsym stays), for a runtime's own binaries
+    flag = "--strip-unneeded" if policy == "unneeded" else "--strip-debug"
     for path in files:
-        saved = _strip_one(tool, path)
+        saved = _strip_one(tool, path, flag)
         if saved is None:
             summary.kept_as_is += 1
         elif saved > 0:
@@ -49,16 +52,16 @@ def strip_debug(files: Iterable[Path], policy: str) -> StripSummary:
     return summary
 
 
-def _strip_one(tool: str, path: Path) -> int | None:
+def _strip_one(tool: str, path: Path, flag: str = "--strip-debug") -> int | None:
     """Bytes saved (0: nothing to strip), or None when the original had to stay."""
     if path.is_symlink() or not path.is_file():
         return 0
     original = path.read_bytes()
-    if not is_elf(original) or b".debug_" not in original:
+    if not is_elf(original) or (flag == "--strip-debug" and b".debug_" not in original):
         return 0
     with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
         stripped = Path(scratch) / "stripped"
-        proc = subprocess.run([tool, "--strip-debug", "-o", str(stripped), str(path)],
+        proc = subprocess.run([tool, flag, "-o", str(stripped), str(path)],
                               capture_output=True, timeout=120)
         if proc.returncode != 0 or not stripped.is_file():
             return None

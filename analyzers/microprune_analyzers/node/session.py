@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from microprune.analyzer import Layout, Request
+from microprune.analyzer import ImageRuntime, Layout, Request
 from microprune.elf import is_elf, needed_refs, needed_search_dirs
 from microprune.errors import UsageError
 from microprune.inventory import Inventory, WalkRules, take_inventory
@@ -153,6 +153,21 @@ class NodeSession:
         script = posixpath.join(app_out, entry.files[0].relative_to(self.app_root).as_posix()) \
             if is_within(entry.files[0], self.app_root) else display(entry.files[0])
         return f"node {shlex.quote(script)}"
+
+    def image_runtime(self, entries: Sequence[Entry], externals: set[str], app_out: str,
+                      deps_out: str) -> ImageRuntime:
+        """The local `node` (its version should be the target's) and `node <entry>`."""
+        node = shutil.which("node")
+        if node is None:
+            raise UsageError("no local `node` to build the image's runtime from; install Node.js, or pass --base "
+                             "with an image file")
+        binary = os.path.realpath(node)
+        entry = entries[0].files[0] if entries else self.app_root / "index.js"
+        script = posixpath.join(app_out, entry.relative_to(self.app_root).as_posix()) \
+            if is_within(entry, self.app_root) else display(entry)
+        env = (("PATH", f"{posixpath.dirname(binary)}:/usr/local/bin:/usr/bin:/bin"), ("NODE_ENV", "production"),
+               ("LANG", "C.UTF-8"))
+        return ImageRuntime((binary,), (binary, script), env, app_out)
 
     # -- scanning -------------------------------------------------------------------------------------
     def wants_scan(self, path: Path) -> bool:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from microprune.analyzer import Layout, Request
+from microprune.analyzer import ImageRuntime, Layout, Request
 from microprune.elf import is_elf, needed_refs, needed_search_dirs, section
 from microprune.inventory import Inventory, WalkRules, take_inventory
 from microprune.native import strip_debug
@@ -16,7 +16,7 @@ from microprune.model import (Diagnostic, Edge, Entry, External, Package, Reason
 from microprune.errors import UsageError
 from microprune.paths import display, is_within, normalise
 
-from . import env
+from . import env, runtime
 from .bytecode import compile_tree
 from .dists import SCRIPT_GROUPS, Distribution, canonical_name, index_distributions
 from .entries import EntryFinder
@@ -172,6 +172,38 @@ class PythonSession:
             module = self.scripts_module(entry.spec)
             return f"cd {shlex.quote(app_out)} && {env} python3 -S -m {module}"
         return f"cd {shlex.quote(app_out)} && {env} python3 -S -c 'import {module}'"
+
+    def image_runtime(self, entries: Sequence[Entry], externals: set[str], app_out: str,
+                      deps_out: str) -> ImageRuntime:
+        """The local interpreter of the target version, the stdlib modules the trace reached,
+        and the command: the Procfile's web line (console scripts run as `python -m`), else
+        the first entry."""
+        version = (int(self.version[0]), int(self.version[1]))
+        python = runtime.find_interpreter(version)
+        files = (str(python), *runtime.stdlib_files(python, externals))
+        command = self._image_command(entries, str(python), app_out)
+        path = ":".join([deps_out, *(f"{app_out}/{d}" for d in self._app_dirs_on_path())])
+        env = (("PATH", f"{python.parent}:/usr/local/bin:/usr/bin:/bin"), ("PYTHONPATH", path),
+               ("PYTHONDONTWRITEBYTECODE", "1"), ("PYTHONUNBUFFERED", "1"), ("LANG", "C.UTF-8"))
+        return ImageRuntime(files, tuple(command), env, app_out)
+
+    def _image_command(self, entries: Sequence[Entry], python: str, app_out: str) -> list[str]:
+        words = runtime.procfile_command(self.app_root)
+        if words:
+            first = words[0]
+            if first in ("python", "python3") or first.startswith("python3."):
+                return [python, *words[1:]]
+            module = self.scripts_module(first)
+            if module:
+                return [python, "-m", module, *words[1:]]
+        if not entries:
+            return [python]
+        entry = entries[0]
+        if entry.kind == "script":
+            return [python, f"{app_out}/{entry.spec}"]
+        if entry.kind == "console-script":
+            return [python, "-m", self.scripts_module(entry.spec)]
+        return [python, "-m", entry.spec.split(":", 1)[0]]
 
     def scripts_module(self, name: str) -> str:
         for dist in self.dists.dists:

@@ -1,0 +1,88 @@
+"""The local Python runtime an image is built from: interpreter, traced stdlib, start command.
+
+The stdlib closure is measured, not guessed: the target interpreter imports the stdlib modules
+the trace reached (plus what start-up needs) in an isolated subprocess and reports every file
+in sys.modules. Modules with side effects at import are never imported.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from microprune.errors import MicropruneError
+
+# Imported at start-up or by name at run time (codecs look encodings up by name): always shipped.
+STARTUP_MODULES = ("site", "os", "encodings", "codecs", "io", "abc", "stat", "posixpath", "genericpath",
+                   "_collections_abc", "_sitebuiltins", "sysconfig", "traceback", "linecache", "tokenize",
+                   "warnings", "runpy", "importlib.util", "importlib.machinery", "zipimport")
+# Never imported to measure them: they open windows, print, or start things.
+SIDE_EFFECT_MODULES = frozenset({"antigravity", "this", "turtle", "turtledemo", "idlelib", "tkinter", "pydoc",
+                                 "test", "ensurepip", "__main__", "__phello__", "_tkinter"})
+
+_LIST_SCRIPT = r"""
+import json, sys
+for name in json.loads(sys.argv[1]):
+    try:
+        __import__(name)
+    except BaseException:
+        pass
+files = sorted({m.__file__ for m in list(sys.modules.values()) if getattr(m, "__file__", None)})
+print("\n" + json.dumps({"files": files, "prefix": sys.base_prefix, "stdlib": __import__("sysconfig").get_paths()["stdlib"],
+                         "version": "%d.%d" % sys.version_info[:2]}))
+"""
+
+
+def find_interpreter(version: tuple[int, int]) -> Path:
+    """The local interpreter of the target version (its real path: shims and venvs resolved)."""
+    base = Path(os.path.realpath(getattr(sys, "_base_executable", sys.executable)))
+    if sys.version_info[:2] == version and base.is_file():
+        return base
+    from shutil import which
+
+    found = which(f"python{version[0]}.{version[1]}")
+    if found is None:
+        raise MicropruneError(f"no local Python {version[0]}.{version[1]} to build the image's runtime from; "
+                              "install it, or pass --base with an image file")
+    return Path(os.path.realpath(found))
+
+
+def stdlib_files(interpreter: Path, modules: set[str]) -> list[str]:
+    names = sorted({m for m in modules if m.split(".")[0] not in SIDE_EFFECT_MODULES} | set(STARTUP_MODULES))
+    proc = subprocess.run([str(interpreter), "-I", "-c", _LIST_SCRIPT, json.dumps(names)], capture_output=True,
+                          text=True, timeout=300, env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"},
+                          stdin=subprocess.DEVNULL)
+    try:
+        report = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError) as err:
+        raise MicropruneError(f"could not list the stdlib of {interpreter}: {proc.stderr.strip()[-300:]}") from err
+    stdlib = report["stdlib"]
+    files = {f for f in report["files"] if f.startswith(stdlib + "/") and "/site-packages/" not in f}
+    files |= {str(p) for p in Path(stdlib, "encodings").glob("*.py")}
+    files.add(os.path.join(stdlib, "os.py"))          # the landmark getpath looks for
+    with_bytecode = set(files)
+    for path in files:                               # the host's compiled bytecode: faster starts
+        if path.endswith(".py"):
+            cached = Path(path).parent / "__pycache__" / (Path(path).stem + f".cpython-{report['version'].replace('.', '')}.pyc")
+            if cached.is_file():
+                with_bytecode.add(str(cached))
+    return sorted(with_bytecode)
+
+
+def procfile_command(app_root: Path) -> list[str] | None:
+    """The `web:` line of a Procfile (else its first line), as words."""
+    procfile = app_root / "Procfile"
+    if not procfile.is_file() or procfile.is_symlink():
+        return None
+    lines = [line.split(":", 1) for line in procfile.read_text(encoding="utf-8", errors="replace").splitlines()
+             if ":" in line and not line.lstrip().startswith("#")]
+    chosen = next((cmd for name, cmd in lines if name.strip() == "web"), lines[0][1] if lines else None)
+    if chosen is None:
+        return None
+    try:
+        return shlex.split(chosen)
+    except ValueError:
+        return None

@@ -1,0 +1,1 @@
+"""Microcontainer images: OCI archives written without an engine, and run without one."""
