@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -29,9 +30,18 @@ def run_cli(*args: str | os.PathLike[str], cwd: Path | None = None, timeout: flo
     if user is not None:
         uid = {"nobody": 65534}.get(user, user)
         command = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *command]
-    proc = subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=timeout,
-                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}, errors="replace")
-    return Result(proc.returncode, proc.stdout, proc.stderr)
+    # Its own session, so that a run that times out is killed with the scan workers it forked
+    # (killing the parent alone leaves them running).
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
+                            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}, errors="replace",
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return Result(proc.returncode, out, err)
 
 
 def basic_app(tmp_path: Path) -> tuple[Path, Path]:
