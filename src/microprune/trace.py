@@ -134,7 +134,7 @@ class _Tracer:
             try:
                 context = multiprocessing.get_context("fork")
                 self.pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context,
-                                                initializer=ignore_interrupts)
+                                                initializer=ignore_interrupts, initargs=(os.getpid(),))
             except (ValueError, OSError):
                 self.jobs = 1
         return self.pool
@@ -191,16 +191,35 @@ def _scan_file(session: Session, path: Path) -> Scan:
         data = session.inventory.read_bytes(path)
     except OSError as err:
         return Scan(diagnostics=(Diagnostic("unreadable", f"cannot read: {err.strerror or err}", path),))
-    return session.scan(path, data)
+    try:
+        return session.scan(path, data)
+    except (ValueError, OverflowError, RecursionError, UnicodeError, MemoryError) as err:
+        # One hostile file must not end the run: it is kept, unread, and reported.
+        return Scan(diagnostics=(Diagnostic("not-scanned", f"could not be analysed ({type(err).__name__}: "
+                                                          f"{str(err)[:120]}); kept, its references unknown", path),))
 
 
-def ignore_interrupts() -> None:
+def ignore_interrupts(parent: int | None = None) -> None:
     """In pool workers: Ctrl-C reaches the whole process group, but only the parent
-    should react (it cleans up and stops the workers)."""
+    should react (it cleans up and stops the workers). And a worker dies with its parent:
+    a SIGKILLed run (OOM killer, CI timeout) must not leave scan workers behind."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent()
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)                          # the parent died before we could ask to follow it
+
+
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, 9, 0, 0, 0)            # PR_SET_PDEATHSIG, SIGKILL (Linux)
+    except (OSError, AttributeError):
+        pass
 
 
 def _default_jobs() -> int:

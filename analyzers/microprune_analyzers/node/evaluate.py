@@ -294,7 +294,7 @@ def _object_assign(target: Any, *sources: Any) -> Any:
 
 # -- the evaluator ----------------------------------------------------------------------------------
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "v": "\v", "0": "\0"}
-_ESCAPE_RE = re.compile(r"\\(u\{[0-9a-fA-F]+\}|u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2}|\r\n|[\s\S])")
+_ESCAPE_RE = re.compile(r"\\(u\{[0-9a-fA-F]{1,8}\}|u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2}|\r\n|[\s\S])")
 MAX_DEPTH = 60          # deeply nested expressions are not paths; give up instead of recursing
 
 
@@ -302,7 +302,8 @@ def unescape(raw: str) -> str:
     def one(match: re.Match[str]) -> str:
         body = match.group(1)
         if body[0] == "u" and len(body) > 1:
-            return chr(int(body[2:-1] if body[1] == "{" else body[1:], 16))
+            code = int(body[2:-1] if body[1] == "{" else body[1:], 16)
+            return chr(code) if code <= 0x10FFFF else "\ufffd"     # not a character: JS rejects it too
         if body[0] == "x" and len(body) == 3:
             return chr(int(body[1:], 16))
         if body in ("\n", "\r\n", "\r", "\u2028", "\u2029"):

@@ -151,6 +151,8 @@ class Resolver:
         return self._directory(target)
 
     def _file(self, target: Path) -> Path | None:
+        if not target.name:                  # "/" (a path that climbed to the root): not a file
+            return None
         if self.inventory.is_file(target):
             return target
         candidates: tuple[str, ...] = CJS_EXTENSIONS
@@ -171,7 +173,9 @@ class Resolver:
         main = manifest.data.get("main") if manifest else None
         if isinstance(main, str) and main:
             main_path = _normal(target / main)
-            if is_within(main_path, target):
+            if not is_within(main_path, target):
+                self.problems.append((target / "package.json", f"main {main!r} leaves the package; ignored"))
+            else:
                 file = self._file(main_path) or self._file(main_path / "index")
                 if file is not None:
                     return Found((file,), (target / "package.json",))
@@ -262,6 +266,9 @@ class Resolver:
                 isinstance(mapping, dict) and mapping and not next(iter(mapping)).startswith("."))):
             mapping = {".": mapping}
         if not isinstance(mapping, dict):
+            if not imports:
+                self.problems.append((package_dir / "package.json", f"exports {mapping!r:.40} is not a string, an "
+                                      "array or an object; ignored"))
             return None
         if subpath in mapping and "*" not in subpath:
             return self._targets(package_dir, mapping[subpath], esm, "", imports, importer)

@@ -41,10 +41,12 @@ _QUERY_SOURCE = """
 (variable_declarator) @declare
 (assignment_expression left: (identifier)) @assign
 ((identifier) @leaf (#any-of? @leaf "__dirname" "__filename"))
-(member_expression object: (meta_property)) @meta
+(meta_property) @meta
 (function_declaration) @function
 (function_expression parameters: (formal_parameters (identifier) @param (#eq? @param "require"))) @shadowing
 """
+# A path is never built through more nested expressions than this (and hostile nesting stays linear).
+MAX_CLIMB = 24
 # `const x = <one of these>` may bind a module we model (fs, path ...) or a path.
 _BINDABLE_VALUES = frozenset({
     "call_expression", "identifier", "member_expression", "string", "template_string", "binary_expression",
@@ -150,6 +152,7 @@ class _Scanner:
         self.eval = Evaluator(self.env, data)
         self.refs: list[Ref] = []
         self.climbed: set[tuple[int, int]] = set()
+        self.last_climbed = (-1, -1)
         self.express_engine_defined = False
         self.require_shadowed: list[tuple[int, int]] = []     # byte ranges of functions with a `require` param
 
@@ -310,6 +313,11 @@ class _Scanner:
         self.climb(node, self.eval.value(node))
 
     def _on_meta(self, node: Node) -> None:
+        # (a pattern on the member_expression itself is quadratic in tree-sitter on long a.b.c chains)
+        parent = node.parent
+        if parent is None or parent.type != "member_expression" or parent.child_by_field_name("object") != node:
+            return
+        node = parent
         prop = node.child_by_field_name("property")
         if prop is not None and self.eval.text(prop) in ("url", "dirname", "filename"):
             self.climb(node, self.eval.value(node))
@@ -444,10 +452,10 @@ class _Scanner:
     def climb(self, node: Node, value: Any) -> None:
         """From a static leaf, go out to the largest expression that is still static, then
         keep what it names if it is a path (nft's "backtracking")."""
-        if value is NA:
+        if value is NA or self._inside_climbed(node):
             return
         current = node
-        while True:
+        for _level in range(MAX_CLIMB):
             parent = current.parent
             if parent is None or parent.type not in _EXPRESSION_PARENTS:
                 break
@@ -466,7 +474,14 @@ class _Scanner:
         if key in self.climbed:
             return
         self.climbed.add(key)
+        self.last_climbed = key
         self.emit_value(value, current)
+
+    def _inside_climbed(self, node: Node) -> bool:
+        """A leaf or call inside an expression already climbed (nested path.join(path.join(...))):
+        its answer is part of the outer one. Document order makes the last one enough."""
+        start, end = self.last_climbed
+        return start <= node.start_byte and node.end_byte <= end
 
     def emit_value(self, value: Any, at: Node) -> None:
         """Keep what an absolute path or file: URL names. (Relative paths are relative to the

@@ -61,7 +61,8 @@ def _compile_all(jobs: list[tuple[Path, str]]) -> list[int]:
     if workers < 2 or len(jobs) < 64:
         return [_compile_one(job) for job in jobs]
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=ignore_interrupts) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=ignore_interrupts,
+                             initargs=(os.getpid(),)) as pool:
         return list(pool.map(_compile_one, jobs, chunksize=32))
 
 
