@@ -14,10 +14,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..analyzer import Request
+from ..analyzer import ImageRuntime, Request
 from ..errors import UsageError
 from ..paths import display, normalise
 from ..pipeline import prune
+from .base import BaseImage, load_base
 from .hostfs import HostFiles
 from .layer import Layer
 from .oci import Blob, image_config, write_archive
@@ -60,8 +61,6 @@ def build_image(request: Request, options: ImageOptions) -> dict[str, Any]:
     request = replace(request, excluded_paths=(*request.excluded_paths, out))   # an earlier archive in APP
     if out.exists() and (out.is_dir() or out.is_symlink()):
         raise UsageError(f"--out {display(out)} is a directory or a link; give a file name such as app.tar")
-    if options.base != "auto":
-        raise UsageError("--base PATH is not supported yet; use --base auto (the default)")
     with tempfile.TemporaryDirectory(prefix=".microprune-image-", dir=out.parent) as scratch_name:
         scratch = Path(scratch_name)
         analysis, written, report = prune(request, scratch / "tree", True, options.language)
@@ -71,7 +70,12 @@ def build_image(request: Request, options: ImageOptions) -> dict[str, Any]:
         deps_out = f"{IMAGE_ROOT}/{layout.deps_dir}"
         runtime = session.image_runtime(analysis.entries, analysis.trace.externals, app_out, deps_out)
 
-        runtime_layer, runtime_notes = _runtime_layer(runtime.files, written.deps_out, scratch / "stripped")
+        base: BaseImage | None = None
+        if options.base == "auto":
+            runtime_layer, runtime_notes = _runtime_layer(runtime.files, written.deps_out, scratch / "stripped")
+        else:
+            base = load_base(normalise(Path(options.base)), scratch / "base")
+            runtime_notes = {"base": display(normalise(Path(options.base))), "base_layers": len(base.layers)}
         deps_layer = Layer("deps")
         _add_tree(deps_layer, written.deps_out, deps_out, LeftOut(), never_ship=False)
         app_layer = Layer("app")
@@ -80,25 +84,22 @@ def build_image(request: Request, options: ImageOptions) -> dict[str, Any]:
         skip = {written.deps_out} if _inside(written.deps_out, written.app_out) else set()
         _add_tree(app_layer, written.app_out, app_out, left_out, never_ship=True, ignore=ignore, skip=skip)
 
+        ours = [runtime_layer, deps_layer, app_layer] if base is None else [deps_layer, app_layer]
         blobs = []
-        for layer in (runtime_layer, deps_layer, app_layer):
+        for layer in ours:
             path = scratch / f"{layer.name}.tar.gz"
             blobs.append(Blob(path, layer.write(path), name=layer.name))
-        container = {
-            "Env": [f"{k}={v}" for k, v in runtime.env] + list(options.env),
-            "Entrypoint": list(runtime.command) if not options.cmd else None,
-            "Cmd": list(options.cmd) or None,
-            "User": options.user or f"{APP_USER[1]}:{APP_USER[1]}",
-            "WorkingDir": runtime.workdir,
-            "Labels": {"org.opencontainers.image.title": options.tag.rsplit(":", 1)[0],
-                       "dev.microprune.language": session.language},
-        }
-        config = image_config(blobs, container)
+        container = _container_config(runtime, options, session.language, base)
+        base_config = (base.config.get("config") or {}) if base else None
+        config = image_config(blobs, container, base_config, base.config.get("history") if base else None)
+        if base is not None:
+            config["rootfs"]["diff_ids"] = [b.digest.diff_id for b in base.layers] + config["rootfs"]["diff_ids"]
+            blobs = base.layers + blobs
         partial = scratch / "image.tar"
         written_image = write_archive(partial, blobs, config, options.tag)
         os.replace(partial, out)
     layers: list[dict[str, Any]] = [
-        {"name": b.name, "digest": b.digest.digest, "size": b.digest.size, "diff_id": b.digest.diff_id,
+        {"name": b.name or "base", "digest": b.digest.digest, "size": b.digest.size, "diff_id": b.digest.diff_id,
          "uncompressed_size": b.digest.uncompressed_size, "files": b.digest.files} for b in blobs]
     report.update({
         "command": "image",
@@ -107,13 +108,41 @@ def build_image(request: Request, options: ImageOptions) -> dict[str, Any]:
             "config_digest": written_image["config_digest"], "layers": layers,
             "size": sum(layer["size"] for layer in layers),
             "uncompressed_size": sum(layer["uncompressed_size"] for layer in layers),
-            "entrypoint": container["Entrypoint"], "cmd": container["Cmd"], "user": container["User"],
+            "entrypoint": config["config"].get("Entrypoint"), "cmd": config["config"].get("Cmd"),
+            "user": config["config"].get("User"),
             "workdir": runtime.workdir, "left_out": sorted(left_out.paths), **runtime_notes,
         },
     })
     report.pop("app_out", None)
     report.pop("deps_out", None)
     return report
+
+
+def _container_config(runtime: ImageRuntime, options: ImageOptions, language: str,
+                      base: BaseImage | None) -> dict[str, Any]:
+    """Entrypoint/Cmd from the app unless given; on a base image from a file the interpreter is
+    found on the base's PATH (its own, kept) and its User stays unless --user says otherwise."""
+    env = list(runtime.env)
+    command = list(runtime.command)
+    user = options.user or f"{APP_USER[1]}:{APP_USER[1]}"
+    if base is not None:
+        env = [(k, v) for k, v in env if k != "PATH"]
+        command[0] = os.path.basename(command[0])
+        base_user = (base.config.get("config") or {}).get("User")
+        user = options.user or base_user or user
+        base_env = [e for e in (base.config.get("config") or {}).get("Env") or [] if isinstance(e, str)]
+        ours = {k for k, _ in env} | {e.split("=", 1)[0] for e in options.env}
+        inherited = [(e.split("=", 1)[0], e.split("=", 1)[1]) for e in base_env if "=" in e]
+        env = [(k, v) for k, v in inherited if k not in ours] + env
+    return {
+        "Env": [f"{k}={v}" for k, v in env] + list(options.env),
+        "Entrypoint": command if not options.cmd else None,
+        "Cmd": list(options.cmd) or None,
+        "User": user,
+        "WorkingDir": runtime.workdir,
+        "Labels": {"org.opencontainers.image.title": options.tag.rsplit(":", 1)[0],
+                   "dev.microprune.language": language},
+    }
 
 
 def _runtime_layer(files: tuple[str, ...], deps_tree: Path, scratch: Path) -> tuple[Layer, dict[str, Any]]:

@@ -57,6 +57,10 @@ def image_config(layers: list[Blob], container: dict[str, Any], base_config: dic
                    for blob in layers if blob.name)
     config = dict(base_config or {})
     config.update({k: v for k, v in container.items() if v not in (None, [], {})})
+    if container.get("Entrypoint"):
+        config.pop("Cmd", None)              # a base's Cmd would become our entrypoint's arguments
+    if container.get("Cmd") and not container.get("Entrypoint"):
+        config.pop("Entrypoint", None)
     return {
         "architecture": architecture,
         "os": "linux",
