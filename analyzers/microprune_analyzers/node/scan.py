@@ -508,20 +508,13 @@ def _bindings_call(scanner: _Scanner, node: Node, args: list[Node]) -> None:
         scanner.add("bindings", name, node)
 
 
-def _node_gyp_build_call(scanner: _Scanner, node: Node, args: list[Node]) -> None:
-    if not args:
-        return
-    value = scanner.eval.value(args[0], False)
-    if isinstance(value, str) and value.startswith("/"):
-        scanner.add("node-gyp-build", value, node)
-
-
-def _pregyp_call(scanner: _Scanner, node: Node, args: list[Node]) -> None:
-    if not args:
-        return
-    value = scanner.eval.value(args[0], False)
-    if isinstance(value, str) and value.startswith("/"):
-        scanner.add("pre-gyp", value, node)
+def _absolute_path_call(kind: str) -> Callable[[_Scanner, Node, list[Node]], None]:
+    """A locator called with an absolute path: node-gyp-build(__dirname), pre-gyp's find(package.json)."""
+    def handle(scanner: _Scanner, node: Node, args: list[Node]) -> None:
+        value = scanner.eval.value(args[0], False) if args else NA
+        if isinstance(value, str) and value.startswith("/"):
+            scanner.add(kind, value, node)
+    return handle
 
 
 def _express_set(scanner: _Scanner, node: Node, args: list[Node]) -> None:
@@ -592,7 +585,8 @@ def _resolve_from_call(scanner: _Scanner, node: Node, args: list[Node]) -> None:
 
 
 _TAG_HANDLERS = {
-    BINDINGS.tag: _bindings_call, NODE_GYP_BUILD.tag: _node_gyp_build_call, PREGYP_FIND.tag: _pregyp_call,
+    BINDINGS.tag: _bindings_call, NODE_GYP_BUILD.tag: _absolute_path_call("node-gyp-build"),
+    PREGYP_FIND.tag: _absolute_path_call("pre-gyp"),
     EXPRESS_SET.tag: _express_set, EXPRESS_ENGINE.tag: _express_engine, PINO_TRANSPORT.tag: _pino_transport,
     FASTIFY.tag: _fastify_call, "pino": _pino_call, PKGINFO.tag: _pkginfo_call, RESOLVE_FROM.tag: _resolve_from_call,
 }
