@@ -25,13 +25,34 @@ SIDE_EFFECT_MODULES = frozenset({"antigravity", "this", "turtle", "turtledemo", 
 
 _LIST_SCRIPT = r"""
 import json, sys
-for name in json.loads(sys.argv[1]):
+import encodings, pkgutil
+names = json.loads(sys.argv[1])
+if "encodings.*" in names:    # codecs are looked up by name at run time: every one, with what it imports
+    names += ["encodings." + m.name for m in pkgutil.iter_modules(encodings.__path__)]
+for name in names:
     try:
         __import__(name)
     except BaseException:
         pass
+# Packages load some submodules lazily (concurrent.futures' __getattr__): every submodule of a
+# stdlib package that is shipped, except tests and __main__ scripts.
+stdlib = __import__("sysconfig").get_paths()["stdlib"]
+seen = set()
+for _ in range(3):
+    packages = [m for m in list(sys.modules.values()) if getattr(m, "__path__", None) and m.__name__ not in seen
+                and any(str(p).startswith(stdlib + "/") and "site-packages" not in str(p) for p in m.__path__)]
+    for package in packages:
+        seen.add(package.__name__)
+        for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
+            leaf = info.name.rsplit(".", 1)[-1]
+            if leaf in ("__main__", "test", "tests", "idle_test") or leaf.startswith("test_"):
+                continue
+            try:
+                __import__(info.name)
+            except BaseException:
+                pass
 files = sorted({m.__file__ for m in list(sys.modules.values()) if getattr(m, "__file__", None)})
-print("\n" + json.dumps({"files": files, "prefix": sys.base_prefix, "stdlib": __import__("sysconfig").get_paths()["stdlib"],
+print("\n" + json.dumps({"files": files, "prefix": sys.base_prefix, "stdlib": stdlib,
                          "version": "%d.%d" % sys.version_info[:2]}))
 """
 
@@ -51,7 +72,8 @@ def find_interpreter(version: tuple[int, int]) -> Path:
 
 
 def stdlib_files(interpreter: Path, modules: set[str]) -> list[str]:
-    names = sorted({m for m in modules if m.split(".")[0] not in SIDE_EFFECT_MODULES} | set(STARTUP_MODULES))
+    names = sorted({m for m in modules if m.split(".")[0] not in SIDE_EFFECT_MODULES} | set(STARTUP_MODULES)
+                   | {"encodings.*"})
     proc = subprocess.run([str(interpreter), "-I", "-c", _LIST_SCRIPT, json.dumps(names)], capture_output=True,
                           text=True, timeout=300, env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"},
                           stdin=subprocess.DEVNULL)

@@ -66,6 +66,7 @@ class PythonSession:
                                    self.target.extension_suffixes(), runtime_modules(self.version))
         use_hints = request.options.get("use_hints", True)
         self.hints = load_hints() if use_hints else {}
+        self.stdlib_reached: set[str] = set()      # dotted stdlib names the trace met (for images)
         self.virtuals = load_virtuals() if use_hints else {}
         self.conventions = load_conventions() if use_hints else ()
         self._dists_emitted: set[str] = set()
@@ -180,7 +181,7 @@ class PythonSession:
         the first entry."""
         version = (int(self.version[0]), int(self.version[1]))
         python = runtime.find_interpreter(version)
-        files = (str(python), *runtime.stdlib_files(python, externals))
+        files = (str(python), *runtime.stdlib_files(python, externals | self.stdlib_reached))
         command = self._image_command(entries, str(python), app_out)
         path = ":".join([deps_out, *(f"{app_out}/{d}" for d in self._app_dirs_on_path())])
         env = (("PATH", f"{python.parent}:/usr/local/bin:/usr/bin:/bin"), ("PYTHONPATH", path),
@@ -307,7 +308,7 @@ class PythonSession:
             return Unresolved(f"relative import {'.' * ref.level}{ref.target} goes above the top-level package")
         chain = self.finder.chain(base)
         if chain == EXTERNAL:
-            return self._external(base)
+            return self._external(base, ref.names)
         if not isinstance(chain, list):
             return self._virtual(base) or self._partial_import(base)
         edges = self._module_edges(chain, Reason.IMPORT)
@@ -504,7 +505,10 @@ class PythonSession:
                 return Resolved((Edge(path, Reason.NATIVE, f"DT_NEEDED {ref.target}"),))
         return External(ref.target)            # a system library: the base image's concern
 
-    def _external(self, name: str) -> Resolution:
+    def _external(self, name: str, names: tuple[str, ...] = ()) -> Resolution:
+        # The full dotted names (and `from pkg import x` candidates) are what an image's stdlib needs
+        self.stdlib_reached.add(name)
+        self.stdlib_reached.update(f"{name}.{n}" for n in names if n != "*")
         hint_edges = self._hint_edges(name.split(".")[0]) + self._hint_edges(name)
         if hint_edges:
             return Resolved(tuple(hint_edges))

@@ -83,6 +83,7 @@ def build_image(request: Request, options: ImageOptions) -> dict[str, Any]:
         ignore = _dockerignore(normalise(request.app_dir))
         skip = {written.deps_out} if _inside(written.deps_out, written.app_out) else set()
         _add_tree(app_layer, written.app_out, app_out, left_out, never_ship=True, ignore=ignore, skip=skip)
+        _note_pruned_app_files(analysis, left_out, {out, scratch})
 
         ours = [runtime_layer, deps_layer, app_layer] if base is None else [deps_layer, app_layer]
         blobs = []
@@ -115,7 +116,24 @@ def build_image(request: Request, options: ImageOptions) -> dict[str, Any]:
     })
     report.pop("app_out", None)
     report.pop("deps_out", None)
+    shipped_out = {entry.split(" (")[0].rstrip("/") for entry in left_out.paths}
+    for row in report.get("files", []):
+        if row["root"] == "app" and row["keep"] and any(row["path"] == p or row["path"].startswith(p + "/")
+                                                         for p in shipped_out):
+            row["keep"], row["reasons"] = False, ["never-shipped"]
     return report
+
+
+def _note_pruned_app_files(analysis: Any, left_out: LeftOut, ours: set[Path]) -> None:
+    """What the prune itself left out of the app (VCS, caches, lockfiles, .npmrc) is listed too."""
+    inventory = analysis.session.inventory
+    app_root = inventory.roots["app"]
+    for path, why in sorted(inventory.excluded.items()):
+        if app_root in path.parents and not any(p == path or p in path.parents or path in p.parents for p in ours):
+            left_out.add(path.relative_to(app_root).as_posix() + ("/" if path.is_dir() else ""), why)
+    for decision in analysis.plan.decisions:
+        if decision.root == "app" and not decision.keep:
+            left_out.add(decision.path.relative_to(app_root).as_posix(), ", ".join(decision.reasons))
 
 
 def _container_config(runtime: ImageRuntime, options: ImageOptions, language: str,

@@ -8,9 +8,11 @@ user, in new mount and PID namespaces rooted at the unpacked tree (`unshare`, as
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
+import signal
 import shutil
 import subprocess
 import tarfile
@@ -89,7 +91,12 @@ def _apply_layer(blob: IO[bytes], root: Path) -> None:
             elif member.issym():
                 os.symlink(member.linkname, dest)
             elif member.islnk():
-                target = _resolve(root, _safe_name(member.linkname) or "")
+                link_name = _safe_name(member.linkname)
+                if link_name is None:
+                    raise MicropruneError(f"refusing hardlink {member.name!r} -> {member.linkname!r}: it points out")
+                target = _resolve(root, link_name)
+                if not target.is_file():
+                    raise MicropruneError(f"refusing hardlink {member.name!r}: {member.linkname!r} is not a file")
                 os.link(target, dest)
             elif member.isfile():
                 source = layer.extractfile(member)
@@ -189,11 +196,17 @@ def run_image(archive: Path, command: list[str], timeout: float | None, extra_en
         if not argv:
             raise MicropruneError("the image has no Entrypoint or Cmd; give a command after --")
         env = dict(item.split("=", 1) for item in [*config.env, *extra_env] if "=" in item)
+        # Its own process group, killed on every way out: the image's process is PID 1 of its
+        # namespace (it ignores SIGTERM) and a changed uid drops unshare's --kill-child.
+        proc = subprocess.Popen(isolation_command(root, config, argv), env=env, start_new_session=True)
         try:
-            proc = subprocess.run(isolation_command(root, config, argv), env=env, timeout=timeout)
+            return proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired as err:
             raise MicropruneError(f"the command did not finish within {timeout:g} s") from err
-        return proc.returncode
+        finally:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def describe(archive: Path) -> dict[str, Any]:
