@@ -50,6 +50,7 @@ class ImageRuntime:
     command: tuple[str, ...]
     env: tuple[tuple[str, str], ...]
     workdir: str
+    generated: tuple[tuple[str, bytes], ...] = ()     # (image path, content) made for the image
 
 
 class Session(Protocol):

@@ -6,11 +6,14 @@ in sys.modules. Modules with side effects at import are never imported.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import shlex
 import subprocess
 import sys
+import time
+import zipfile
 from pathlib import Path
 
 from microprune.errors import MicropruneError
@@ -92,6 +95,40 @@ def stdlib_files(interpreter: Path, modules: set[str]) -> list[str]:
             if cached.is_file():
                 with_bytecode.add(str(cached))
     return sorted(with_bytecode)
+
+
+def zip_stdlib(files: list[str], interpreter: Path, version: tuple[int, int]) -> tuple[list[str], str, bytes]:
+    """Pure-Python stdlib modules go into lib/pythonXY.zip (on sys.path by default, as in
+    Python's embeddable distribution): a third of the bytes, tracebacks still show source.
+    Each .pyc sits beside its .py, and the .py keeps its host mtime, so zipimport accepts the
+    bytecode instead of compiling at every start. Returns (files left as files, zip path, zip)."""
+    prefix = interpreter.parent.parent
+    stdlib = prefix / "lib" / f"python{version[0]}.{version[1]}"
+    tag = f".cpython-{version[0]}{version[1]}.pyc"
+    members: dict[str, str] = {}
+    rest = []
+    for path in files:
+        rel = Path(path).relative_to(stdlib).as_posix() if Path(path).is_relative_to(stdlib) else None
+        if rel is None or rel.startswith(("lib-dynload/", "site-packages/")):
+            rest.append(path)
+        elif rel.endswith(".py"):
+            members[rel] = path
+        elif rel.endswith(tag) and "/__pycache__/" in f"/{rel}":
+            directory, name = rel.rsplit("__pycache__/", 1)
+            members[directory + name[: -len(tag)] + ".pyc"] = path
+        else:
+            rest.append(path)
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+        for name in sorted(members):
+            source = members[name]
+            mtime = time.gmtime(max(os.stat(source).st_mtime, 315532800)) if name.endswith(".py") else time.gmtime(315532800)
+            info = zipfile.ZipInfo(name, mtime[:6])
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            with open(source, "rb") as handle:
+                archive.writestr(info, handle.read())
+    return rest, str(prefix / "lib" / f"python{version[0]}{version[1]}.zip"), data.getvalue()
 
 
 def procfile_command(app_root: Path) -> list[str] | None:

@@ -181,12 +181,14 @@ class PythonSession:
         the first entry."""
         version = (int(self.version[0]), int(self.version[1]))
         python = runtime.find_interpreter(version)
-        files = (str(python), *runtime.stdlib_files(python, externals | self.stdlib_reached))
+        stdlib = runtime.stdlib_files(python, externals | self.stdlib_reached)
+        rest, zip_path, zip_data = runtime.zip_stdlib(stdlib, python, version)
+        files = (str(python), *rest)
         command = self._image_command(entries, str(python), app_out)
         path = ":".join([deps_out, *(f"{app_out}/{d}" for d in self._app_dirs_on_path())])
         env = (("PATH", f"{python.parent}:/usr/local/bin:/usr/bin:/bin"), ("PYTHONPATH", path),
                ("PYTHONDONTWRITEBYTECODE", "1"), ("PYTHONUNBUFFERED", "1"), ("LANG", "C.UTF-8"))
-        return ImageRuntime(files, tuple(command), env, app_out)
+        return ImageRuntime(files, tuple(command), env, app_out, ((zip_path, zip_data),))
 
     def _image_command(self, entries: Sequence[Entry], python: str, app_out: str) -> list[str]:
         words = runtime.procfile_command(self.app_root)

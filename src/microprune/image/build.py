@@ -73,6 +73,8 @@ def build_image(request: Request, options: ImageOptions) -> dict[str, Any]:
         base: BaseImage | None = None
         if options.base == "auto":
             runtime_layer, runtime_notes = _runtime_layer(runtime.files, written.deps_out, scratch / "stripped")
+            for image_path, content in runtime.generated:
+                runtime_layer.add_file(image_path, data=content)
         else:
             base = load_base(normalise(Path(options.base)), scratch / "base")
             runtime_notes = {"base": display(normalise(Path(options.base))), "base_layers": len(base.layers)}
