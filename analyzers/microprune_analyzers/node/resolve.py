@@ -11,7 +11,6 @@ candidate is kept: keeping one file too many never breaks an app.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -412,7 +411,3 @@ def outermost_node_modules(path: Path, modules_root: Path | None = None) -> Path
         if part == "node_modules":
             return Path(*parts[: i + 1])
     return None
-
-
-def sequence(items: Sequence[Path]) -> tuple[Path, ...]:
-    return tuple(dict.fromkeys(items))

@@ -161,9 +161,10 @@ class _Scanner:
         matches = QueryCursor(query).matches(root)
         for _pattern, captures in matches:
             for name, nodes in captures.items():
-                for node in nodes:
-                    handler = getattr(self, "_on_" + name)
-                    handler(node)
+                handler = getattr(self, "_on_" + name, None)     # helper captures (@param) have none
+                if handler is not None:
+                    for node in nodes:
+                        handler(node)
 
     def _on_import(self, node: Node) -> None:
         source = node.child_by_field_name("source")
@@ -213,8 +214,6 @@ class _Scanner:
         """`function (require, module, exports) { ... }`: a bundle's module wrapper."""
         self.require_shadowed.append((node.start_byte, node.end_byte))
 
-    def _on_param(self, node: Node) -> None:
-        pass
 
     def _on_function(self, node: Node) -> None:
         """Bundler wrappers pass their own `require`: calls inside read module ids, not paths,
