@@ -19,16 +19,18 @@ import click
 
 from . import __version__
 from .analyzer import Request
-from .config import load_config
+from .config import add_keep_patterns, load_config
 from .errors import MicropruneError
 from .paths import display, normalise
 from .pipeline import analyze as run_analyze
 from .pipeline import prune as run_prune
 from .pipeline import trace_report as run_trace
 from .report import render_json, render_text, render_warnings
+from .verify import DEFAULT_TIMEOUT, verify_tree
 from .why import render_why_text, why_report
 
 F = TypeVar("F", bound=Callable[..., Any])
+MAX_REPAIR_ROUNDS = 5
 
 EPILOG_ANALYZE = """\b
 Examples:
@@ -193,10 +195,19 @@ def analyze(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[
 @click.option("--strip", "strip", type=click.Choice(["debug", "none"]), default="debug", show_default=True,
               help="debug: remove debug sections from shared objects (binutils strip; never in *.libs/, and each "
                    "result is checked to still load, else the original is kept); none: copy them as they are.")
+@click.option("--smoke", default=None, metavar="CMD",
+              help="After pruning, run this shell command in the pruned app with only OUT visible "
+                   "(see `microprune verify`); exit 3 if it fails.")
+@click.option("--repair", is_flag=True,
+              help="With --smoke: restore what the failure names from the original deps, re-verify (at most "
+                   f"{MAX_REPAIR_ROUNDS} rounds), and write what was added as keep entries of the app's "
+                   "configuration so the next run needs no repair.")
+@click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True,
+              help="Seconds the smoke command may take.")
 @format_option
 def prune(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[str, ...],
           target: TargetFlags, language: str | None, out: Path, force: bool, bytecode: str, strip: str,
-          fmt: str) -> None:
+          smoke: str | None, repair: bool, timeout: float, fmt: str) -> None:
     """Write the app and its pruned deps to a new directory OUT.
 
     APP and --deps are never modified. OUT is written atomically: an
@@ -206,8 +217,77 @@ def prune(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[st
     request, language = _request(app, deps, entries, keep, target, language)
     _check_deps_exist(request)
     request = replace(request, options={**request.options, "bytecode": bytecode, "strip": strip})
-    _, _, report = run_prune(request, out, force, language)
+    if repair and not smoke:
+        raise click.UsageError("--repair needs --smoke CMD (the command that proves the app works)")
+    analysis, _, report = run_prune(request, out, force, language)
+    if smoke:
+        passed = _smoke_and_repair(request, analysis, report, out, smoke, repair, timeout, language)
+        _emit(report, fmt)
+        if not passed:
+            sys.exit(3)
+        return
     _emit(report, fmt)
+
+
+def _smoke_and_repair(request: Request, analysis: Any, report: dict[str, Any], out: Path, smoke: str,
+                      repair: bool, timeout: float, language: str | None) -> bool:
+    """Verify OUT; with --repair, keep what the failure names and prune again, a bounded number of
+    times; then write what was added to the app's configuration."""
+    result = verify_tree(out, smoke, timeout)
+    added: list[str] = []
+    rounds = 0
+    while repair and not result.passed and rounds < MAX_REPAIR_ROUNDS:
+        app_out, deps_out = Path(report["app_out"]), Path(report["deps_out"])
+        found = [p for name in result.missing for p in analysis.session.repair_patterns(name, app_out, deps_out)]
+        new = [p for p in dict.fromkeys(found) if p not in request.keep]
+        if not new:
+            break
+        rounds += 1
+        added.extend(new)
+        request = replace(request, keep=(*request.keep, *new))
+        analysis, _, fresh = run_prune(request, out, True, language)
+        report.clear()
+        report.update(fresh)
+        result = verify_tree(out, smoke, timeout)
+    report["verify"] = {"smoke": smoke, **result.as_dict()}
+    if repair:
+        report["repair"] = {"rounds": rounds, "added": added}
+        if added and result.passed:
+            report["repair"]["written_to"] = display(add_keep_patterns(normalise(request.app_dir), added))
+    return result.passed
+
+
+EPILOG_VERIFY = """\b
+Examples:
+  microprune verify ./pruned --smoke "python3 -c 'import app'"
+  microprune verify ./pruned --smoke "node -e \"require('./server.js')\"" --timeout 30
+"""
+
+
+@cli.command(epilog=EPILOG_VERIFY)
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--smoke", required=True, metavar="CMD", help="The shell command that proves the app works.")
+@click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True,
+              help="Seconds the smoke command may take.")
+@format_option
+def verify(out: Path, smoke: str, timeout: float, fmt: str) -> None:
+    """Run a smoke command against a pruned tree OUT with only that tree visible for its language
+    (Python: python/python3 run with -S and PYTHONPATH on OUT; Node: no NODE_PATH, an empty HOME),
+    in the pruned app's directory. Exit 0 if it passes, 3 if it fails, with what was missing."""
+    result = verify_tree(normalise(out), smoke, timeout)
+    report = {"schema_version": 1, "command": "verify", "out": display(normalise(out)), "smoke": smoke,
+              **result.as_dict()}
+    if fmt == "json":
+        click.echo(render_json(report), nl=False)
+    else:
+        state = "passed" if result.passed else ("timed out" if result.timed_out else f"failed (exit {result.exit_code})")
+        click.echo(f"smoke {state}: {smoke}")
+        if result.missing:
+            click.echo("missing: " + ", ".join(result.missing))
+        if not result.passed:
+            click.echo(result.output_tail[-1500:], err=True)
+    if not result.passed:
+        sys.exit(3)
 
 
 @cli.command(epilog=EPILOG_WHY)

@@ -107,7 +107,25 @@ def render_text(report: dict[str, Any]) -> str:
             lines.append(f"strip:        {strip.get('why') or str(strip['stripped']) + ' shared objects, saved ' + human_bytes(strip['saved_bytes'])}")
         for run in report.get("run", []):
             lines.append(f"run {run['entry']}: {run['command']}")
+        lines.extend(_verify_lines(report))
     return "\n".join(lines) + "\n"
+
+
+def _verify_lines(report: dict[str, Any]) -> list[str]:
+    lines = []
+    verify, repair = report.get("verify"), report.get("repair")
+    if repair and repair["added"]:
+        lines.append(f"repair:       {repair['rounds']} round(s), kept {', '.join(repair['added'])}"
+                     + (f"; written to {repair['written_to']}" if repair.get("written_to") else ""))
+    if verify:
+        state = "passed" if verify["passed"] else ("timed out" if verify["timed_out"]
+                                                   else f"FAILED (exit {verify['exit_code']})")
+        lines.append(f"smoke {state}: {verify['smoke']}")
+        if verify["missing"]:
+            lines.append(f"  missing: {', '.join(verify['missing'])}")
+        if not verify["passed"]:
+            lines.extend("  | " + line for line in verify["output_tail"].splitlines()[-12:])
+    return lines
 
 
 def _headline(report: dict[str, Any]) -> str:

@@ -6,7 +6,7 @@ Node app is opened.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from microprune.analyzer import Request
 
@@ -22,6 +22,19 @@ class NodeAnalyzer:
             return False
         python_markers = ("pyproject.toml", "setup.py", "requirements.txt", "Pipfile")
         return (app_dir / "node_modules").is_dir() or not any((app_dir / m).is_file() for m in python_markers)
+
+    failure_patterns: ClassVar[tuple[str, ...]] = (
+        r"Cannot find module '([^']+)'",
+        r"Cannot find package '([^']+)'",
+        r"ENOENT: no such file or directory, \w+ '([^']+)'",
+    )
+
+    def smoke_environment(self, app_out: Path, deps_out: Path, target: dict[str, Any],
+                          scratch: Path) -> tuple[dict[str, str], tuple[str, ...]]:
+        """No NODE_PATH, no preloads, an empty HOME (no ~/.node_modules): only OUT's node_modules."""
+        home = scratch / "home"
+        home.mkdir()
+        return {"HOME": str(home)}, ("NODE_PATH", "NODE_OPTIONS")
 
     def open(self, request: Request) -> NodeSession:
         from .session import NodeSession

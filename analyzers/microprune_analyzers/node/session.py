@@ -488,6 +488,22 @@ class NodeSession:
         return sorted(p for p in self.inventory.files for root in roots[:1]
                       if is_within(p, root) and regex.fullmatch(p.relative_to(root).as_posix()))
 
+    def repair_patterns(self, missing: str, app_out: Path, deps_out: Path) -> list[str]:
+        """A specifier (`lodash/chunk`) resolved from the app, or a path under the pruned tree,
+        as --keep patterns relative to node_modules, if the original deps have it."""
+        if self.deps_root is None:
+            return []
+        if missing.startswith("/"):
+            path = Path(missing)
+            if not is_within(path, deps_out):
+                return []
+            found = self.resolver.file_or_dir(self.deps_root / path.relative_to(deps_out))
+        else:
+            found = self.resolver.resolve(missing, self.app_root / "package.json", False)
+        files = [*found.files, *found.manifests] if found else []
+        return sorted({self.inventory.canonical(f).relative_to(self.deps_root).as_posix() for f in files
+                       if is_within(self.inventory.canonical(f), self.deps_root)})
+
     def lookup(self, name: str) -> list[Path]:
         for root in [r for r in (self.deps_root, self.app_root) if r is not None]:
             path = normalise(Path(name)) if name.startswith("/") else normalise(root / name)

@@ -5,8 +5,9 @@ Python app is opened.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from microprune.analyzer import Request
 
@@ -22,6 +23,35 @@ class PythonAnalyzer:
         if any((app_dir / m).is_file() for m in markers):
             return True
         return any(app_dir.glob("*.py")) or any(app_dir.glob("*/*.py"))
+
+    failure_patterns: ClassVar[tuple[str, ...]] = (
+        r"ModuleNotFoundError: No module named '([^']+)'",
+        r"ImportError: cannot import name '[^']+' from '([^']+)'",
+        r"PackageNotFoundError: (?:No package metadata was found for )?([A-Za-z0-9_.\-]+)",
+        r"FileNotFoundError: \[Errno 2\] No such file or directory: '([^']+)'",
+    )
+
+    def smoke_environment(self, app_out: Path, deps_out: Path, target: dict[str, Any],
+                          scratch: Path) -> tuple[dict[str, str], tuple[str, ...]]:
+        """`python`/`python3` run the target interpreter with -S (no site-packages of the host),
+        with the pruned deps and the app on PYTHONPATH."""
+        from .runtime import find_interpreter
+
+        major, _, minor = str(target.get("python_version", "")).partition(".")
+        version = (int(major), int(minor)) if major.isdigit() and minor.isdigit() else None
+        import sys
+
+        real = find_interpreter(version or (sys.version_info[0], sys.version_info[1]))
+        shims = scratch / "bin"
+        shims.mkdir()
+        for name in ("python", "python3", f"python{real.name.removeprefix('python')}"):
+            shim = shims / name
+            shim.write_text(f"#!/bin/sh\nexec '{real}' -S \"$@\"\n", encoding="utf-8")
+            shim.chmod(0o755)
+        path = os.pathsep.join([str(deps_out), str(app_out), str(app_out / "src")])
+        return ({"PATH": f"{shims}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}", "PYTHONPATH": path,
+                 "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1"},
+                ("PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "PYTHONUSERBASE"))
 
     def open(self, request: Request) -> PythonSession:
         from .session import PythonSession

@@ -638,6 +638,24 @@ class PythonSession:
             return edges
         return [Edge(p, Reason.KEEP, pattern) for p in sorted(self._deps_files_matching(pattern))]
 
+    def repair_patterns(self, missing: str, app_out: Path, deps_out: Path) -> list[str]:
+        """A module (`yaml.constructor`), a distribution (PackageNotFoundError) or a path under
+        the pruned deps, as a --keep pattern, if the original deps have it."""
+        if missing.startswith("/"):
+            path = Path(missing)
+            if self.deps_root is not None and is_within(path, deps_out):
+                rel = path.relative_to(deps_out).as_posix()
+                if self.inventory.is_file(self.deps_root / rel):
+                    return [rel]
+                if self.inventory.is_dir(self.deps_root / rel):
+                    return [f"{rel}/**"]
+            return []
+        if self.dists.by_key.get(canonical_name(missing)) is not None:
+            return [missing]
+        if _MODULE_NAME.match(missing) and isinstance(self.finder.find(missing), Module):
+            return [missing]
+        return []
+
     def lookup(self, name: str) -> list[Path]:
         candidate = normalise(Path(name)) if name.startswith("/") else None
         for root in ([self.deps_root] if self.deps_root else []) + [self.app_root]:
