@@ -387,10 +387,15 @@ Examples:
 @click.option("--env", "env", multiple=True, metavar="K=V", help="Environment of the image. Repeatable.")
 @click.option("--load", is_flag=True, help="Load the image into the Docker engine (DOCKER_HOST or the default "
                                            "socket) through the docker SDK (pip install 'microprune[docker]').")
+@click.option("--smoke", default=None, metavar="CMD",
+              help="Run this command inside the built image (no engine; argv, no shell: the image has none) "
+                   "before reporting success; exit 3 if it fails.")
+@click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True,
+              help="Seconds the smoke command may take.")
 @format_option
 def image(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[str, ...], target: TargetFlags,
           language: str | None, out: Path, base: str, tag: str, cmd: str | None, user: str | None,
-          env: tuple[str, ...], load: bool, fmt: str) -> None:
+          env: tuple[str, ...], load: bool, smoke: str | None, timeout: float, fmt: str) -> None:
     """Prune APP and write a minimal, reproducible OCI image of it to OUT, with no engine.
 
     Layers: the runtime, then the pruned dependencies, then the app (what must never ship,
@@ -412,8 +417,25 @@ def image(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[st
         raise click.BadParameter(str(err), param_hint="--cmd") from err
     request = replace(request, options={**request.options, "bytecode": "compile", "strip": "debug"})
     report = build_image(request, ImageOptions(out, base, tag, words, user, env, language))
-    if load:
+    passed = True
+    if smoke:
+        from .image.runner import smoke_image
+
+        try:
+            argv = shlex.split(smoke)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--smoke") from err
+        passed, code, tail = smoke_image(normalise(out), argv, timeout)
+        report["image"]["smoke"] = {"command": argv, "passed": passed, "exit_code": code, "timed_out": code is None,
+                                    "output_tail": tail}
+    if load and passed:
         report["image"]["loaded"] = _load_into_docker(out)
+    _show_image(report, fmt)
+    if not passed:
+        sys.exit(3)
+
+
+def _show_image(report: dict[str, Any], fmt: str) -> None:
     if fmt == "json":
         click.echo(render_json(report), nl=False)
         return
@@ -426,6 +448,12 @@ def image(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[st
     click.echo(f"  entrypoint {info['entrypoint'] or info['cmd']}, user {info['user']}, workdir {info['workdir']}")
     if info["left_out"]:
         click.echo(f"  left out of the app layer: {', '.join(info['left_out'])}")
+    smoke = info.get("smoke")
+    if smoke:
+        state = "passed" if smoke["passed"] else ("timed out" if smoke["timed_out"] else f"FAILED (exit {smoke['exit_code']})")
+        click.echo(f"  smoke in the image {state}: {' '.join(smoke['command'])}")
+        if not smoke["passed"]:
+            click.echo(smoke["output_tail"][-1500:], err=True)
 
 
 def _load_into_docker(archive: Path) -> str:

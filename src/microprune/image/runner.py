@@ -188,6 +188,30 @@ def _uid_of(root: Path, name: str) -> str:
     raise MicropruneError(f"image user {name!r} is not in its /etc/passwd")
 
 
+def smoke_image(archive: Path, command: list[str], timeout: float) -> tuple[bool, int | None, str]:
+    """Run a command inside the image (no shell there: argv, found on the image's PATH) with its
+    output captured: (passed, exit code or None on timeout, output tail)."""
+    with tempfile.TemporaryDirectory(prefix="microprune-smoke-") as scratch:
+        root = Path(scratch) / "rootfs"
+        config = unpack(archive, root)
+        env = dict(item.split("=", 1) for item in config.env if "=" in item)
+        proc = subprocess.Popen(isolation_command(root, config, command), env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        code: int | None
+        try:
+            output, _ = proc.communicate(timeout=timeout)
+            code = proc.returncode
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            output, _ = proc.communicate()
+            code = None
+        finally:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        return code == 0, code, output.decode("utf-8", "replace")[-4000:]
+
+
 def run_image(archive: Path, command: list[str], timeout: float | None, extra_env: tuple[str, ...] = ()) -> int:
     with tempfile.TemporaryDirectory(prefix="microprune-run-") as scratch:
         root = Path(scratch) / "rootfs"
