@@ -85,13 +85,16 @@ def app_options(func: F) -> F:
         click.option("--alias", "aliases", multiple=True, metavar="NAME=PATH",
                      help="Module alias (Node): require('NAME/x') loads PATH/x, as module-alias's "
                           "_moduleAliases in package.json (read too) does. Repeatable."),
+        click.option("--profile", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+                     help="A profile from `microprune trace APP --run CMD --out PROFILE`: its files are kept "
+                          "too (reason `profile`), and traced from."),
         click.option("--language", type=str, default=None,
                      help="Analyzer to use (node or python). Default: detected from APP."),
     ]
     @functools.wraps(func)
     def gather(**kwargs: Any) -> Any:
         kwargs["target"] = TargetFlags(kwargs.pop("python_version"), kwargs.pop("node_version"),
-                                       kwargs.pop("conditions"), kwargs.pop("aliases"))
+                                       kwargs.pop("conditions"), kwargs.pop("aliases"), kwargs.pop("profile"))
         return func(**kwargs)
 
     command: Any = gather
@@ -108,6 +111,7 @@ class TargetFlags:
     node_version: str | None = None
     conditions: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
+    profile: Path | None = None
 
     def version(self) -> str | None:
         if self.python_version and self.node_version:
@@ -115,7 +119,8 @@ class TargetFlags:
         return self.python_version or self.node_version
 
     def options(self) -> dict[str, Any]:
-        return {"conditions": self.conditions, "aliases": self.aliases}
+        return {"conditions": self.conditions, "aliases": self.aliases,
+                **({"profile": str(normalise(self.profile))} if self.profile else {})}
 
 
 def format_option(func: F) -> F:
@@ -318,15 +323,24 @@ Examples:
   microprune trace app.py --deps ./deps                 # the files app.py reaches
   microprune trace main.py --deps ./deps:./vendor --format json
   microprune trace server.js --base . --format json     # a Node app: node_modules found from the entry
+  microprune trace ./myapp --run "python3 smoke.py" --out app.profile   # record a real run
+  microprune prune ./myapp --out ./pruned --profile app.profile
 """
 
 
 @cli.command(epilog=EPILOG_TRACE)
-@click.argument("entries", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("entries", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--deps", "deps_paths", multiple=True, metavar="DIR[:DIR...]",
               help="Directories to search after the entries' own directory, in order. Repeatable.")
 @click.option("--base", type=click.Path(file_okay=False, path_type=Path),
               help="The app's root (import root of the entries). Default: the first entry's directory.")
+@click.option("--run", "runs", multiple=True, metavar="CMD",
+              help="Dynamic mode: ENTRIES is the APP directory; run each shell command once in it with a "
+                   "recorder and write what it loaded and read to --out PROFILE (for prune --profile).")
+@click.option("--out", "profile_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="With --run: the profile file to write.")
+@click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True,
+              help="With --run: seconds each command may take.")
 @click.option("--cwd", type=click.Path(file_okay=False, path_type=Path),
               help="The directory the app runs in (process.cwd() for Node). Default: --base.")
 @click.option("--depth", type=click.IntRange(min=0), default=None,
@@ -340,11 +354,18 @@ Examples:
 @click.option("--language", type=str, default=None,
               help="Analyzer to use (node or python). Default: from the entries' file names.")
 @format_option
-def trace(entries: tuple[Path, ...], deps_paths: tuple[str, ...], base: Path | None, cwd: Path | None,
+def trace(entries: tuple[Path, ...], deps_paths: tuple[str, ...], runs: tuple[str, ...], profile_out: Path | None,
+          timeout: float, base: Path | None, cwd: Path | None,
           depth: int | None, python_version: str | None, node_version: str | None, conditions: tuple[str, ...],
           aliases: tuple[str, ...], language: str | None, fmt: str) -> None:
     """Print every file ENTRIES reach (and the imports that are missing). Changes nothing."""
     target = TargetFlags(python_version, node_version, conditions, aliases)
+    if runs:
+        _record_profile(entries, deps_paths, runs, profile_out, timeout, target, language, fmt)
+        return
+    if any(e.is_dir() for e in entries):
+        raise click.BadParameter("an entry is a directory (did you mean --run CMD to record a profile?)",
+                                 param_hint="ENTRIES")
     base = normalise(base or entries[0].parent)
     paths = [normalise(Path(p)) for d in deps_paths for p in str(d).split(os.pathsep) if p]
     for path in paths:
@@ -493,6 +514,27 @@ def run(archive: Path, command: tuple[str, ...], timeout: float | None, env: tup
         if "=" not in item:
             raise click.BadParameter(f"{item!r} is not K=V", param_hint="--env")
     sys.exit(run_image(archive, list(command), timeout, env))
+
+
+def _record_profile(entries: tuple[Path, ...], deps_paths: tuple[str, ...], runs: tuple[str, ...],
+                    profile_out: Path | None, timeout: float, target: TargetFlags, language: str | None,
+                    fmt: str) -> None:
+    from .profile import record_profile
+
+    if len(entries) != 1 or not entries[0].is_dir():
+        raise click.BadParameter("with --run, give the APP directory (one)", param_hint="ENTRIES")
+    if profile_out is None:
+        raise click.UsageError("--run needs --out PROFILE (the file to write)")
+    deps = normalise(Path(deps_paths[0])) if deps_paths else None
+    request, language = _request(entries[0], deps, (), (), target, language)
+    profile = record_profile(request, runs, normalise(profile_out), timeout, language)
+    if fmt == "json":
+        click.echo(render_json(profile), nl=False)
+        return
+    for run in profile["runs"]:
+        state = "timed out" if run["timed_out"] else f"exit {run['exit_code']}"
+        click.echo(f"ran ({state}): {run['command']}")
+    click.echo(f"wrote {display(normalise(profile_out))}: {len(profile['files'])} files seen")
 
 
 def _language_of(entries: tuple[Path, ...]) -> str | None:

@@ -25,6 +25,7 @@ class Reason(str, enum.Enum):
     PLUGIN = "plugin"            # entry-point plugin of a group a kept module reads
     HINT = "hint"                # the analyzer's table of known run-time loads
     KEEP = "keep"                # the user's --keep pattern
+    PROFILE = "profile"          # seen in a real run (`trace --run`, `prune --profile`)
     PTH = "pth"                  # a .pth file of a kept distribution
     LINK = "link"                # target of a kept symlink
     APP = "app"                  # part of the app itself (copied whole)

@@ -11,7 +11,7 @@ from typing import Any
 from .analyzer import Request, Session
 from .apply import Written, check_out_dir, write_tree
 from .errors import UsageError
-from .model import Entry
+from .model import Entry, Reason
 from .paths import display, normalise
 from .plan import PrunePlan, collect_diagnostics, plan_prune
 from .registry import get_analyzer
@@ -41,7 +41,13 @@ def open_session(request: Request, language: str | None) -> Session:
 def analyze(request: Request, language: str | None = None) -> Analysis:
     session = open_session(request, language)
     entries = list(session.entries())
-    trace = trace_app(session, entries, request.keep, max_depth=request.options.get("max_depth"))
+    profile: tuple[tuple[Path, str], ...] = ()
+    if request.options.get("profile"):
+        from .profile import load_profile
+
+        profile = tuple(pair for pair in load_profile(Path(request.options["profile"]), session.inventory.roots)
+                        if session.drop_reason(pair[0]) is Reason.UNREACHED)   # never caches a run left behind
+    trace = trace_app(session, entries, request.keep, max_depth=request.options.get("max_depth"), profile=profile)
     return Analysis(session, entries, trace, plan_prune(session, trace))
 
 

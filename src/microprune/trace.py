@@ -24,7 +24,8 @@ PARALLEL_MIN_BYTES = 256 * 1024     # ... or this much source: a few big bundles
 MAX_PARENTS = 16        # enough for `why`; a popular module has hundreds of importers
 # Kept because something *may* load it (a name in a string, a prefix, a hint): edges of
 # these kinds never make a file certain.
-SPECULATIVE_REASONS = frozenset({Reason.STRING, Reason.DYNAMIC, Reason.HINT, Reason.PLUGIN, Reason.KEEP})
+SPECULATIVE_REASONS = frozenset({Reason.STRING, Reason.DYNAMIC, Reason.HINT, Reason.PLUGIN, Reason.KEEP,
+                                 Reason.PROFILE})
 
 
 @dataclass
@@ -234,8 +235,11 @@ def _default_jobs() -> int:
 
 
 def trace_app(session: Session, entries: list[Entry], keep: tuple[str, ...] = (), jobs: int | None = None,
-              max_depth: int | None = None) -> Trace:
+              max_depth: int | None = None, profile: tuple[tuple[Path, str], ...] = ()) -> Trace:
+    """``profile``: (file, profile name) pairs seen in real runs; kept, and traced from, like keeps."""
     tracer = _Tracer(session, entries, jobs, max_depth)
+    for path, name in profile:
+        tracer.emit(Edge(path, Reason.PROFILE, name), Parent(None, None, Reason.PROFILE, name))
     for entry in entries:
         for path in entry.files:
             tracer.emit(Edge(path, Reason.ENTRY, entry.spec), Parent(None, None, Reason.ENTRY, entry.spec))

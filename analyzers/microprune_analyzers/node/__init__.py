@@ -29,6 +29,15 @@ class NodeAnalyzer:
         r"ENOENT: no such file or directory, \w+ '([^']+)'",
     )
 
+    def profile_environment(self, app_dir: Path, deps_dir: Path | None,
+                            log: Path) -> tuple[dict[str, str], tuple[str, ...]]:
+        """A --require recorder of CommonJS loads and fs reads that registers an ESM resolve hook."""
+        hook = Path(__file__).with_name("profile_hook") / "record.cjs"
+        env = {"NODE_OPTIONS": f"--require {hook}", "MICROPRUNE_PROFILE_LOG": str(log)}
+        if deps_dir is not None and deps_dir != app_dir / "node_modules":
+            env["NODE_PATH"] = str(deps_dir)
+        return env, ()
+
     def smoke_environment(self, app_out: Path, deps_out: Path, target: dict[str, Any],
                           scratch: Path) -> tuple[dict[str, str], tuple[str, ...]]:
         """No NODE_PATH, no preloads, an empty HOME (no ~/.node_modules): only OUT's node_modules."""

@@ -31,6 +31,16 @@ class PythonAnalyzer:
         r"FileNotFoundError: \[Errno 2\] No such file or directory: '([^']+)'",
     )
 
+    def profile_environment(self, app_dir: Path, deps_dir: Path | None,
+                            log: Path) -> tuple[dict[str, str], tuple[str, ...]]:
+        """An audit-hook recorder loaded by `site` (sitecustomize) ahead of the deps and the app."""
+        hook = Path(__file__).with_name("profile_hook")
+        from .env import site_packages_of
+
+        deps = site_packages_of(deps_dir) if deps_dir is not None else None
+        parts = [str(hook), *([str(deps)] if deps else []), str(app_dir), str(app_dir / "src")]
+        return {"PYTHONPATH": os.pathsep.join(parts), "MICROPRUNE_PROFILE_LOG": str(log)}, ()
+
     def smoke_environment(self, app_out: Path, deps_out: Path, target: dict[str, Any],
                           scratch: Path) -> tuple[dict[str, str], tuple[str, ...]]:
         """`python`/`python3` run the target interpreter with -S (no site-packages of the host),

@@ -1,0 +1,60 @@
+"""microprune's run-time recorder (`microprune trace APP --run CMD`): imported by `site` at start.
+
+Records every file the process opens or imports, and at exit every module file and every file
+mapped into it (extensions and their libraries), appending them in one write to the log named by
+MICROPRUNE_PROFILE_LOG, so forked children (gunicorn workers) merge in. It never raises.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+
+_LOG = os.environ.get("MICROPRUNE_PROFILE_LOG", "")
+_seen: set[str] = set()
+
+
+def _note(path: object) -> None:
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if isinstance(path, str) and path:
+        _seen.add(os.path.abspath(path))
+
+
+def _hook(event: str, args: tuple[object, ...]) -> None:
+    try:
+        if event in ("open", "ctypes.dlopen"):
+            _note(args[0])
+        elif event == "import" and len(args) > 1:
+            _note(args[1])
+    except Exception:
+        pass
+
+
+def _dump() -> None:
+    try:
+        for module in list(sys.modules.values()):
+            _note(getattr(module, "__file__", None))
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            for line in maps:
+                fields = line.split(None, 5)
+                if len(fields) == 6 and fields[5].startswith("/"):
+                    _note(fields[5].strip().removesuffix(" (deleted)"))
+    except Exception:
+        pass
+    if _LOG and _seen:
+        data = "".join(p + "\n" for p in sorted(_seen)).encode("utf-8", "surrogateescape")
+        try:
+            fd = os.open(_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+        _seen.clear()
+
+
+if _LOG:
+    sys.addaudithook(_hook)
+    atexit.register(_dump)

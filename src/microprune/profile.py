@@ -1,0 +1,83 @@
+"""Dynamic mode: run an app's commands with a recorder and keep what they really load.
+
+`microprune trace APP --run CMD... --out PROFILE` runs each command once in APP's directory,
+with the analyzer's recorder (Python: an audit hook; Node: a --require hook and an ESM resolve
+hook). Every file under APP or its deps that a run loaded or read goes into one merged
+profile, as paths relative to those roots (so a profile travels with the app).
+`prune --profile PROFILE` keeps the union of the static trace and the profile.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .analyzer import Request
+from .errors import UsageError
+from .paths import display, is_within, normalise
+from .pipeline import open_session
+from .registry import get_analyzer
+from .verify import _run
+
+SCHEMA_VERSION = 1
+
+
+def record_profile(request: Request, commands: tuple[str, ...], out: Path, timeout: float,
+                   language: str | None) -> dict[str, Any]:
+    session = open_session(request, language)
+    analyzer = get_analyzer(session.language, session.app_root)
+    roots = {name: root for name, root in session.inventory.roots.items()}
+    found: set[str] = set()
+    runs = []
+    for command in commands:
+        with tempfile.TemporaryDirectory(prefix="microprune-profile-") as scratch:
+            log = Path(scratch) / "seen.log"
+            env = dict(os.environ)
+            overrides, removed = analyzer.profile_environment(session.app_root, session.deps_root, log)
+            for name in removed:
+                env.pop(name, None)
+            env.update(overrides)
+            result = _run(command, session.app_root, env, timeout)
+            seen = log.read_text(encoding="utf-8", errors="surrogateescape").splitlines() if log.exists() else []
+        runs.append({"command": command, "exit_code": result.exit_code, "timed_out": result.timed_out})
+        found.update(_relative(Path(line), roots) for line in seen if line.startswith("/"))
+    found.discard("")
+    profile = {"schema_version": SCHEMA_VERSION, "command": "profile", "language": session.language,
+               "app": display(session.app_root), "runs": runs, "files": sorted(found)}
+    partial = out.with_name(f".{out.name}.partial")
+    partial.write_text(json.dumps(profile, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(partial, out)
+    return profile
+
+
+def _relative(path: Path, roots: dict[str, Path]) -> str:
+    """'deps/<rel>' or 'app/<rel>' for a file under a root (the most specific one), else ''."""
+    path = normalise(path)
+    for name, root in sorted(roots.items(), key=lambda kv: len(kv[1].parts), reverse=True):
+        if is_within(path, root) and path != root:
+            return f"{name}/{path.relative_to(root).as_posix()}"
+    real = Path(os.path.realpath(path))
+    if real != path:
+        return _relative(real, roots) if any(is_within(real, r) for r in roots.values()) else ""
+    return ""
+
+
+def load_profile(path: Path, roots: dict[str, Path]) -> tuple[tuple[Path, str], ...]:
+    """(file, label) pairs of a profile, mapped onto this run's roots."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise UsageError(f"--profile {display(path)}: cannot read it ({err})") from err
+    if not isinstance(data, dict) or data.get("command") != "profile" or not isinstance(data.get("files"), list):
+        raise UsageError(f"--profile {display(path)}: not a profile written by `microprune trace --run`")
+    label = path.name
+    pairs = []
+    for item in data["files"]:
+        root_name, _, rel = str(item).partition("/")
+        root = roots.get(root_name)
+        if root is None or not rel or ".." in Path(rel).parts or rel.startswith("/"):
+            continue
+        pairs.append((normalise(root / rel), label))
+    return tuple(pairs)

@@ -1,0 +1,71 @@
+"""Dynamic mode: `trace APP --run CMD --out PROFILE` records what a real run loads; `prune
+--profile` keeps it (reason `profile`) where static analysis cannot see it (a module named in a
+data file). Hand-made packages: no network."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.cli.helpers import run_cli
+
+
+def _python_app(root: Path) -> tuple[Path, Path]:
+    app, deps = root / "app", root / "deps"
+    (app).mkdir(parents=True)
+    (deps / "plug").mkdir(parents=True)
+    (app / "main.py").write_text("import importlib, json, pathlib\n"
+                                 "name = json.loads((pathlib.Path(__file__).parent / 'conf.json').read_text())['use']\n"
+                                 "print(importlib.import_module(name).VALUE)\n")
+    (app / "conf.json").write_text(json.dumps({"use": "plug.hidden"}))
+    (deps / "plug" / "__init__.py").write_text("")
+    (deps / "plug" / "hidden.py").write_text("VALUE = 'from the hidden module'\n")
+    (deps / "plug" / "unused.py").write_text("VALUE = 0\n")
+    return app, deps
+
+
+def _node_app(root: Path) -> Path:
+    app = root / "app"
+    pkg = app / "node_modules" / "plug"
+    pkg.mkdir(parents=True)
+    (app / "package.json").write_text(json.dumps({"name": "app", "main": "main.js"}))
+    (app / "main.js").write_text("const name = require('./conf.json').use;\nconsole.log(require(name).VALUE);\n")
+    (app / "conf.json").write_text(json.dumps({"use": "plug/hidden"}))
+    (pkg / "package.json").write_text(json.dumps({"name": "plug", "version": "1.0.0"}))
+    (pkg / "index.js").write_text("module.exports = {};\n")
+    (pkg / "hidden.js").write_text("exports.VALUE = 'from the hidden module';\n")
+    (pkg / "unused.js").write_text("exports.VALUE = 0;\n")
+    return app
+
+
+def _check(app: Path, deps: list[str], smoke: str, tmp_path: Path, hidden: str, unused: str) -> None:
+    profile = tmp_path / "app.profile"
+    rec = run_cli("trace", app, *deps, "--run", smoke, "--out", profile, "--format", "json")
+    assert rec.code == 0, rec.err
+    data = json.loads(profile.read_text())
+    assert data["command"] == "profile" and data["runs"][0]["exit_code"] == 0
+    assert any(f.endswith(hidden) for f in data["files"]) and not any(f.endswith(unused) for f in data["files"])
+    static = run_cli("prune", app, *deps, "--out", tmp_path / "static", "--smoke", smoke)
+    assert static.code == 3, static.out + static.err          # the static trace alone misses it
+    dynamic = run_cli("prune", app, *deps, "--out", tmp_path / "dynamic", "--profile", profile,
+                      "--smoke", smoke, "--format", "json")
+    assert dynamic.code == 0, dynamic.out + dynamic.err
+    report = json.loads(dynamic.out)
+    rows = {row["path"]: row for row in report["files"]}
+    assert rows[hidden]["keep"] and rows[hidden]["reasons"] == ["profile"]
+    assert not rows[unused]["keep"]
+    why = run_cli("why", app, *deps, hidden, "--profile", profile)
+    assert why.code == 0 and "[profile]" in why.out, why.out
+
+
+def test_python_profile_keeps_what_a_run_loads(tmp_path: Path) -> None:
+    app, deps = _python_app(tmp_path)
+    _check(app, ["--deps", str(deps)], "python3 main.py", tmp_path, "plug/hidden.py", "plug/unused.py")
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node")
+def test_node_profile_keeps_what_a_run_loads(tmp_path: Path) -> None:
+    app = _node_app(tmp_path)
+    _check(app, [], "node main.js", tmp_path, "plug/hidden.js", "plug/unused.js")
