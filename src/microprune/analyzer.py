@@ -93,6 +93,9 @@ class Analyzer(Protocol):
     language: ClassVar[str]
     # regular expressions whose group 1 is what a failed run says is missing (verify)
     failure_patterns: ClassVar[tuple[str, ...]]
+    # directory names the language's resolver searches in every ancestor of the app
+    # (node_modules); verify hides those found above OUT
+    ancestor_search_dirs: ClassVar[tuple[str, ...]]
 
     def detect(self, app_dir: Path) -> bool: ...
     def open(self, request: Request) -> Session: ...

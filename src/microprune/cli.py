@@ -26,7 +26,7 @@ from .pipeline import analyze as run_analyze
 from .pipeline import prune as run_prune
 from .pipeline import trace_report as run_trace
 from .report import render_json, render_text, render_warnings
-from .verify import DEFAULT_TIMEOUT, verify_tree
+from .verify import DEFAULT_TIMEOUT, tree_dirs, verify_tree
 from .why import render_why_text, why_report
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -242,7 +242,7 @@ def _smoke_and_repair(request: Request, analysis: Any, report: dict[str, Any], o
     added: list[str] = []
     rounds = 0
     while repair and not result.passed and rounds < MAX_REPAIR_ROUNDS:
-        app_out, deps_out = Path(report["app_out"]), Path(report["deps_out"])
+        app_out, deps_out = tree_dirs(normalise(out), report)
         found = [p for name in result.missing for p in analysis.session.repair_patterns(name, app_out, deps_out)]
         new = [p for p in dict.fromkeys(found) if p not in request.keep]
         if not new:

@@ -65,7 +65,9 @@ def prune(request: Request, out: Path, force: bool,
     app_out, deps_out = display(out / layout.app_dir), display(out / layout.deps_dir)
     runs = [{"entry": e.spec, "command": analysis.session.run_command(e, app_out, deps_out)}
             for e in analysis.entries]
-    extra = {"app_out": app_out, "deps_out": deps_out, "run": runs}
+    # "layout" is relative to OUT, so that a copied or moved OUT can still be verified
+    extra = {"app_out": app_out, "deps_out": deps_out, "run": runs,
+             "layout": {"app": str(layout.app_dir), "deps": str(layout.deps_dir)}}
     report = analysis.report("prune", extra)
     written = write_tree(analysis.plan, analysis.session.inventory, layout, out, report,
                          analysis.session.finish_tree)

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -52,36 +53,101 @@ def read_tree_report(out: Path) -> dict[str, Any]:
     return report
 
 
+def tree_dirs(out: Path, report: dict[str, Any]) -> tuple[Path, Path]:
+    """The app and deps directories of the tree at OUT, wherever OUT lives now.
+
+    The report's layout is relative to OUT; a path that would leave OUT is refused, since
+    the report is input like any other file.
+    """
+    layout = report.get("layout")
+    if not isinstance(layout, dict):
+        raise UsageError(f"{display(out / 'microprune.json')} has no layout: prune again with this version")
+    dirs = []
+    for key in ("app", "deps"):
+        rel = layout.get(key)
+        if not isinstance(rel, str) or Path(rel).is_absolute() or ".." in Path(rel).parts:
+            raise UsageError(f"{display(out / 'microprune.json')}: layout.{key} must be a path inside OUT")
+        dirs.append(out / rel if rel not in ("", ".") else out)
+    return dirs[0], dirs[1]
+
+
 def verify_tree(out: Path, smoke: str, timeout: float = DEFAULT_TIMEOUT) -> SmokeResult:
     report = read_tree_report(out)
     analyzer = get_analyzer(report["language"], out)
-    app_out, deps_out = Path(report["app_out"]), Path(report["deps_out"])
+    app_out, deps_out = tree_dirs(out, report)
     if not app_out.is_dir():
-        raise UsageError(f"the pruned app {display(app_out)} is missing (was {display(out)} moved?)")
+        raise UsageError(f"the pruned app {display(app_out)} is missing from {display(out)}")
     with tempfile.TemporaryDirectory(prefix="microprune-verify-") as scratch:
         env = dict(os.environ)
         overrides, removed = analyzer.smoke_environment(app_out, deps_out, report.get("target", {}), Path(scratch))
         for name in removed:
             env.pop(name, None)
         env.update(overrides)
-        result = _run(smoke, app_out, env, timeout)
+        hidden = dirs_to_hide(out, analyzer.ancestor_search_dirs)
+        result = _run(smoke, app_out, env, timeout, hidden)
     result.missing = missing_from_output(result.output_tail, analyzer.failure_patterns) if not result.passed else []
     return result
 
 
-def _run(command: str, cwd: Path, env: dict[str, str], timeout: float) -> SmokeResult:
-    proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    timed_out = False
-    try:
-        output, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        _kill(proc)
-        output, _ = proc.communicate()
-    finally:
-        _kill(proc)
-    text = output.decode("utf-8", "replace")
+def dirs_to_hide(out: Path, names: tuple[str, ...]) -> list[Path]:
+    """Directories above OUT that the language would search (a node_modules in /srv when OUT is
+    /srv/out): left visible, they could make a broken tree pass."""
+    found = []
+    for ancestor in out.resolve().parents:
+        for name in names:
+            candidate = ancestor / name
+            if candidate.is_dir():
+                found.append(candidate)
+    return found
+
+
+# Runs in a private mount namespace: an empty read-only tmpfs over each directory to hide,
+# then the smoke command. unshare execs the shell, so the process group stays ours.
+_HIDE_SCRIPT = ('cmd="$1"; shift; for d in "$@"; do '
+                'mount -t tmpfs -o ro,size=4k,mode=555 microprune-hidden "$d" || exit 125; done; '
+                'exec /bin/sh -c "$cmd"')
+
+
+def _shell_argv(command: str, hidden: list[Path]) -> list[str]:
+    if not hidden:
+        return ["/bin/sh", "-c", command]
+    names = ", ".join(display(d) for d in hidden)
+    if not shutil.which("unshare"):
+        raise UsageError(f"{names} above OUT would be visible to the smoke command and `unshare` "
+                         "(util-linux) is missing to hide it: move OUT elsewhere")
+    namespace = ["--mount"] if os.geteuid() == 0 else ["--user", "--map-root-user", "--mount"]
+    probe = subprocess.run(["unshare", *namespace, "--propagation", "private", "true"],
+                           capture_output=True, check=False)
+    if probe.returncode != 0:
+        raise UsageError(f"{names} above OUT would be visible to the smoke command and this user "
+                         "cannot create a mount namespace to hide it: move OUT elsewhere, or run as root")
+    return ["unshare", *namespace, "--propagation", "private", "/bin/sh", "-c", _HIDE_SCRIPT, "sh",
+            command, *map(str, hidden)]
+
+
+def _run(command: str, cwd: Path, env: dict[str, str], timeout: float,
+         hidden: list[Path] | None = None) -> SmokeResult:
+    """Run COMMAND in its own process group; its result is the shell's exit.
+
+    Output goes to a temporary file, not a pipe: a server the command starts in the
+    background would hold a pipe open and make us wait for it. Whatever the group left
+    running is killed when the shell is done.
+    """
+    with tempfile.TemporaryFile() as sink:
+        proc = subprocess.Popen(_shell_argv(command, hidden or []), cwd=cwd, env=env, stdout=sink,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        timed_out = False
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            _kill(proc)
+            proc.wait()
+        sink.seek(0, os.SEEK_END)
+        size = sink.tell()
+        sink.seek(max(0, size - TAIL_CHARS * 4))
+        text = sink.read().decode("utf-8", "replace")
     code = None if timed_out else proc.returncode
     return SmokeResult(code == 0, code, timed_out, [], text[-TAIL_CHARS:])
 

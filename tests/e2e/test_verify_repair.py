@@ -81,8 +81,8 @@ PY_SMOKE = "python3 main.py"
 NODE_PACKAGE = {"name": "plugin-app", "version": "1.0.0", "private": True, "main": "main.js",
                 "dependencies": {"lodash": "^4.17.21"}}
 NODE_DYNAMIC = "lodash/chunk"            # reached only through helpers.json
-NODE_KEEP = "lodash/chunk.js"            # as --keep: a glob relative to the deps (the specifier
-                                         # 'lodash/chunk' is neither a package nor a file)
+NODE_KEEP = "lodash/chunk"               # as --keep: a specifier, resolved the way require() does
+                                         # (and traced: chunk.js needs toInteger, _isIterateeCall)
 NODE_FILES = {
     "main.js": """\
 'use strict';

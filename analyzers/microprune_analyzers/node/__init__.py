@@ -29,6 +29,8 @@ class NodeAnalyzer:
         r"ENOENT: no such file or directory, \w+ '([^']+)'",
     )
 
+    ancestor_search_dirs: ClassVar[tuple[str, ...]] = ("node_modules",)
+
     def profile_environment(self, app_dir: Path, deps_dir: Path | None,
                             log: Path) -> tuple[dict[str, str], tuple[str, ...]]:
         """A --require recorder of CommonJS loads and fs reads that registers an ESM resolve hook."""

@@ -469,10 +469,15 @@ class NodeSession:
 
     # -- names, packages, drops -----------------------------------------------------------------------
     def keep_edges(self, pattern: str) -> list[Edge]:
-        files = self._package_files(pattern)
-        if not files:
-            files = self._files_matching(pattern)
+        files = self._package_files(pattern) or self._files_matching(pattern) or self._specifier_files(pattern)
         return [Edge(p, Reason.KEEP, pattern) for p in files]
+
+    def _specifier_files(self, pattern: str) -> list[Path]:
+        """`lodash/chunk` as require() would resolve it from the app: the module, not a glob."""
+        if any(c in pattern for c in "*?["):
+            return []
+        found = self.resolver.resolve(pattern, self.app_root / "package.json", False)
+        return sorted({*found.files, *found.manifests}) if found else []
 
     def _package_files(self, name: str) -> list[Path]:
         dirs = [d for d, package in self._package_index().items() if package.name == name]

@@ -24,6 +24,7 @@ class PythonAnalyzer:
             return True
         return any(app_dir.glob("*.py")) or any(app_dir.glob("*/*.py"))
 
+    ancestor_search_dirs: ClassVar[tuple[str, ...]] = ()   # sys.path is explicit
     failure_patterns: ClassVar[tuple[str, ...]] = (
         r"ModuleNotFoundError: No module named '([^']+)'",
         r"ImportError: cannot import name '[^']+' from '([^']+)'",
