@@ -82,9 +82,9 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 
-import bench_node
-import bench_python
-import smokelib
+import bench_node  # noqa: E402  (after the sys.path insert)
+import bench_python  # noqa: E402  (after the sys.path insert)
+import smokelib  # noqa: E402  (after the sys.path insert)
 
 DEFAULT_APPS = ("flask_gunicorn", "express_api")
 MB = 1_000_000
