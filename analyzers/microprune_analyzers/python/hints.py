@@ -11,7 +11,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-_KNOWN_KEYS = {"when", "modules", "files", "distributions", "why"}
+_KNOWN_KEYS = {"when", "modules", "files", "distributions", "app-files", "why"}
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class Hint:
     modules: tuple[str, ...] = ()
     files: tuple[str, ...] = ()
     distributions: tuple[str, ...] = ()
+    app_files: tuple[str, ...] = ()     # globs relative to the app: Python the framework runs
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ def load_hints() -> dict[str, tuple[Hint, ...]]:
         if unknown or "when" not in raw or "why" not in raw:
             raise ValueError(f"hints.toml: bad hint {raw!r} (unknown keys {sorted(unknown)})")
         hint = Hint(str(raw["when"]), str(raw["why"]), tuple(raw.get("modules", ())),  # type: ignore[arg-type]
-                    tuple(raw.get("files", ())), tuple(raw.get("distributions", ())))  # type: ignore[arg-type]
+                    tuple(raw.get("files", ())), tuple(raw.get("distributions", ())),  # type: ignore[arg-type]
+                    tuple(raw.get("app-files", ())))  # type: ignore[arg-type]
         table.setdefault(hint.when, []).append(hint)
     return {when: tuple(hints) for when, hints in table.items()}

@@ -60,6 +60,9 @@ _FROM_SPEC = re.compile(rb"(\.*)([\w.\x80-\xff]*)")
 _IMPORT_TAIL = re.compile(rb"[ \t]+([^\n;#]*(?:\\\n[^\n;#]*)*)")
 _CALL_ARG = re.compile(rb"""\s*(?P<f>[fF]?)(?P<q>['"])(?P<text>[^'"\\\n]*)(?P=q)\s*(?P<next>[,)%+.]?)(?P<rest>[^)]*)""")
 _DYNAMIC_SPECULATIVE = {b"find_spec", b"import_string"}
+# The fixed head of an f-string, when it is name-like and a replacement field follows it:
+# `f"opentelemetry_{provider}"` -> "opentelemetry_" (`{{` is a literal brace, not a field).
+_FSTRING_HEAD = re.compile(rb"([A-Za-z_][A-Za-z0-9_.-]{2,99})\{(?!\{)")
 
 
 _MAIN_GUARD = re.compile(rb"""^if[ \t]+__name__[ \t]*==[ \t]*(['"])__main__\1[ \t]*:""", re.M)
@@ -109,6 +112,7 @@ def _lex_refs(data: bytes) -> Iterator[Ref]:
     line, last = 1, 0
     skip_to = -1
     strings: dict[str, int] = {}
+    prefixes: dict[str, int] = {}
     lazy = False
     for match in _TOKEN.finditer(data):
         start = match.start()
@@ -120,7 +124,7 @@ def _lex_refs(data: bytes) -> Iterator[Ref]:
         line += data.count(b"\n", last, start)
         last = start
         if first in _QUOTES:
-            _note_string(data, start, match.end(), strings, line)
+            _note_string(data, start, match.end(), strings, prefixes, line)
             continue
         word = match.group()
         if word in (b"import", b"from"):
@@ -134,6 +138,8 @@ def _lex_refs(data: bytes) -> Iterator[Ref]:
     for text, first_line in strings.items():
         if not text.startswith("."):
             yield Ref(first_line, "string", text, speculative=True)
+    for text, first_line in prefixes.items():
+        yield Ref(first_line, "string-prefix", text, speculative=True)
     if lazy:
         # Submodules a module __getattr__ may hand out: names ("dataclasses") and relative
         # names (".functional_validators") among the file's strings.
@@ -152,13 +158,20 @@ def _starts_lazy(data: bytes, word: bytes, start: int) -> bool:
     return head.rstrip() == b"def"
 
 
-def _note_string(data: bytes, start: int, end: int, strings: dict[str, int], line: int) -> None:
+def _note_string(data: bytes, start: int, end: int, strings: dict[str, int], prefixes: dict[str, int],
+                 line: int) -> None:
     if end - start > _MAX_STRING + 2 or data[start + 1:start + 3] == data[start:start + 1] * 2:
         return                         # long, or triple-quoted: a docstring, not a name
     prefix_start = start
     while prefix_start > 0 and data[prefix_start - 1] in _WORD and start - prefix_start < 3:
         prefix_start -= 1
     prefix = data[prefix_start:start].lower()
+    if prefix in (b"f", b"rf", b"fr"):
+        # f"opentelemetry_{kind}": the fixed head may start an entry-point group's name
+        head = _FSTRING_HEAD.match(data, start + 1, end - 1)
+        if head is not None:
+            prefixes.setdefault(head.group(1).decode("ascii"), line)
+        return
     if prefix and (b"b" in prefix or b"f" in prefix or not prefix.strip(b"ru") == b""):
         return                         # bytes, f-strings, or the tail of an identifier
     if _NAME_BYTES.fullmatch(data, start + 1, end - 1):

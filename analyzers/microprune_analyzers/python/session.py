@@ -406,6 +406,16 @@ class PythonSession:
             edges.extend(self._convention_edges(module))
         return Resolved(tuple(edges))
 
+    def _resolve_string_prefix(self, ref: Ref, importer: Path) -> Resolution:
+        """The fixed head of an f-string (`entry_points(group=f"opentelemetry_{kind}")`): the
+        plugins of every entry-point group whose name starts with it. Groups only: a module
+        name built this way is loaded through import_module, which has its own prefix rule."""
+        groups = [g for g in self.dists.groups if g.startswith(ref.target) and g not in SCRIPT_GROUPS]
+        edges = []
+        for group in sorted(groups):
+            edges.extend(self._plugin_edges(group, f"entry-point group {group!r} starts with f-string {ref.target!r}"))
+        return Resolved(tuple(edges))
+
     def _app_package_string(self, name: str) -> Resolution:
         """A bare name is too common to be taken for a deps module, but a package of the
         app itself named in a string ('polls' in INSTALLED_APPS) ships anyway: trace it."""
@@ -428,12 +438,13 @@ class PythonSession:
                     edges.extend(self._module_edges(chain if isinstance(chain, list) else [], Reason.HINT, detail))
         return edges
 
-    def _plugin_edges(self, group: str) -> list[Edge]:
+    def _plugin_edges(self, group: str, why: str = "") -> list[Edge]:
         edges = []
         for ep in self.dists.groups.get(group, []):
             chain = self.finder.chain(ep.module)
             if isinstance(chain, list):
-                edges.extend(self._module_edges(chain, Reason.PLUGIN, f"entry point {group}:{ep.name}"))
+                detail = f"entry point {group}:{ep.name}" + (f" ({why})" if why else "")
+                edges.extend(self._module_edges(chain, Reason.PLUGIN, detail))
         return edges
 
     def _resolve_native_names(self, ref: Ref, importer: Path) -> Resolution:
@@ -603,6 +614,10 @@ class PythonSession:
             dist = self.dists.by_key.get(canonical_name(name))
             if dist is not None:
                 edges.extend(Edge(p, Reason.HINT, detail) for p in sorted(dist.files) if self.inventory.is_file(p))
+        for pattern in hint.app_files:       # the app's own config modules: traced like imports
+            regex = _glob_regex(pattern)
+            edges.extend(Edge(p, Reason.HINT, detail) for p, info in sorted(self.inventory.files.items())
+                         if info.root == "app" and regex.match(p.relative_to(self.app_root).as_posix()))
         return edges
 
     def _modules_matching(self, pattern: str) -> list[Module]:
@@ -730,6 +745,7 @@ _RESOLVERS = {
     "dynamic": PythonSession._resolve_dynamic,
     "dynamic-prefix": PythonSession._resolve_prefix,
     "string": PythonSession._resolve_string,
+    "string-prefix": PythonSession._resolve_string_prefix,
     "lazy-submodules": PythonSession._resolve_lazy_submodules,
     "native-names": PythonSession._resolve_native_names,
     "siblings": PythonSession._resolve_siblings,
