@@ -60,9 +60,10 @@ _FROM_SPEC = re.compile(rb"(\.*)([\w.\x80-\xff]*)")
 _IMPORT_TAIL = re.compile(rb"[ \t]+([^\n;#]*(?:\\\n[^\n;#]*)*)")
 _CALL_ARG = re.compile(rb"""\s*(?P<f>[fF]?)(?P<q>['"])(?P<text>[^'"\\\n]*)(?P=q)\s*(?P<next>[,)%+.]?)(?P<rest>[^)]*)""")
 _DYNAMIC_SPECULATIVE = {b"find_spec", b"import_string"}
-# The fixed head of an f-string, when it is name-like and a replacement field follows it:
-# `f"opentelemetry_{provider}"` -> "opentelemetry_" (`{{` is a literal brace, not a field).
-_FSTRING_HEAD = re.compile(rb"([A-Za-z_][A-Za-z0-9_.-]{2,99})\{(?!\{)")
+# The fixed head of an f-string, when it is name-like, ends with a separator and a
+# replacement field follows it: `f"opentelemetry_{provider}"` -> "opentelemetry_"
+# (`{{` is a literal brace, not a field). `f"tele{x}"` is no group's prefix: too loose.
+_FSTRING_HEAD = re.compile(rb"([A-Za-z_][A-Za-z0-9_.-]{1,98}[._-])\{(?!\{)")
 
 
 _MAIN_GUARD = re.compile(rb"""^if[ \t]+__name__[ \t]*==[ \t]*(['"])__main__\1[ \t]*:""", re.M)
