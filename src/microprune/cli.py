@@ -1,6 +1,7 @@
 """The command line: thin. Parse, call the library, render, choose the exit code.
 
-Exit codes: 0 ok, 1 error (bad input, cannot write), 2 usage. Errors are one
+Exit codes: 0 ok, 1 error (bad input, cannot write), 2 usage, 3 verification
+failed (a smoke command did not pass). Errors are one
 line on stderr, never a traceback (set MICROPRUNE_DEBUG=1 to see one).
 """
 from __future__ import annotations
@@ -123,6 +124,29 @@ class TargetFlags:
                 **({"profile": str(normalise(self.profile))} if self.profile else {})}
 
 
+def artifact_options(func: F) -> F:
+    func = click.option("--sbom", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+                        help="Write a CycloneDX 1.5 SBOM (JSON) of what is kept: only the packages that ship, "
+                             "with versions and licences from their metadata.")(func)
+    return click.option("--html", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+                        help="Write a self-contained HTML report (no network): a treemap of bytes kept and "
+                             "dropped, totals, top packages, and why each file is kept.")(func)
+
+
+def _write_artifacts(analysis: Any, report: dict[str, Any], html: Path | None, sbom: Path | None) -> None:
+    from .htmlreport import page_data, write_html
+    from .sbom import build_sbom, write_sbom
+
+    if html is not None:
+        write_html(normalise(html), page_data(analysis.session, analysis.trace, analysis.plan, report))
+        report["html"] = display(normalise(html))
+    if sbom is not None:
+        session = analysis.session
+        write_sbom(normalise(sbom), build_sbom(analysis.plan, list(session.packages()), session.app_root.name,
+                                               session.language))
+        report["sbom"] = display(normalise(sbom))
+
+
 def format_option(func: F) -> F:
     return click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
                         help="Output format; json is sorted and stable, with a schema_version.")(func)
@@ -179,13 +203,46 @@ def _emit(report: dict[str, Any], fmt: str) -> None:
 
 @cli.command(epilog=EPILOG_ANALYZE)
 @app_options
+@artifact_options
 @format_option
 def analyze(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[str, ...],
-            target: TargetFlags, language: str | None, fmt: str) -> None:
-    """Show what would be kept and dropped, per distribution. Changes nothing."""
+            target: TargetFlags, language: str | None, html: Path | None, sbom: Path | None, fmt: str) -> None:
+    """Show what would be kept and dropped, per distribution. Changes nothing (but --html/--sbom files)."""
     request, language = _request(app, deps, entries, keep, target, language)
     _check_deps_exist(request)
-    _emit(run_analyze(request, language).report("analyze"), fmt)
+    analysis = run_analyze(request, language)
+    report = analysis.report("analyze")
+    _write_artifacts(analysis, report, html, sbom)
+    _emit(report, fmt)
+
+
+EPILOG_REPORT = """\b
+Examples:
+  microprune report ./myapp --html report.html          # open it in any browser, offline
+  microprune report . --deps ./deps --sbom sbom.cdx.json --html report.html
+"""
+
+
+@cli.command(epilog=EPILOG_REPORT)
+@app_options
+@artifact_options
+@format_option
+def report(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[str, ...],
+           target: TargetFlags, language: str | None, html: Path | None, sbom: Path | None, fmt: str) -> None:
+    """Write reports of what would be kept: --html (a treemap page with the reason for every file)
+    and/or --sbom (CycloneDX). Prints the summary too. Changes nothing else."""
+    if html is None and sbom is None:
+        raise click.UsageError("give --html FILE and/or --sbom FILE (the reports to write)")
+    request, language = _request(app, deps, entries, keep, target, language)
+    _check_deps_exist(request)
+    analysis = run_analyze(request, language)
+    result = analysis.report("report")
+    _write_artifacts(analysis, result, html, sbom)
+    _emit(result, fmt)
+    if fmt == "text":
+        for kind in ("html", "sbom"):
+            if kind in result:
+                click.echo(f"wrote {kind}: {result[kind]}")
 
 
 @cli.command(epilog=EPILOG_PRUNE)
@@ -209,10 +266,11 @@ def analyze(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[
                    "configuration so the next run needs no repair.")
 @click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True,
               help="Seconds the smoke command may take.")
+@artifact_options
 @format_option
 def prune(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[str, ...],
           target: TargetFlags, language: str | None, out: Path, force: bool, bytecode: str, strip: str,
-          smoke: str | None, repair: bool, timeout: float, fmt: str) -> None:
+          smoke: str | None, repair: bool, timeout: float, html: Path | None, sbom: Path | None, fmt: str) -> None:
     """Write the app and its pruned deps to a new directory OUT.
 
     APP and --deps are never modified. OUT is written atomically: an
@@ -225,17 +283,17 @@ def prune(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[st
     if repair and not smoke:
         raise click.UsageError("--repair needs --smoke CMD (the command that proves the app works)")
     analysis, _, report = run_prune(request, out, force, language)
+    passed = True
     if smoke:
-        passed = _smoke_and_repair(request, analysis, report, out, smoke, repair, timeout, language)
-        _emit(report, fmt)
-        if not passed:
-            sys.exit(3)
-        return
+        passed, analysis = _smoke_and_repair(request, analysis, report, out, smoke, repair, timeout, language)
+    _write_artifacts(analysis, report, html, sbom)
     _emit(report, fmt)
+    if not passed:
+        sys.exit(3)
 
 
 def _smoke_and_repair(request: Request, analysis: Any, report: dict[str, Any], out: Path, smoke: str,
-                      repair: bool, timeout: float, language: str | None) -> bool:
+                      repair: bool, timeout: float, language: str | None) -> tuple[bool, Any]:
     """Verify OUT; with --repair, keep what the failure names and prune again, a bounded number of
     times; then write what was added to the app's configuration."""
     result = verify_tree(out, smoke, timeout)
@@ -259,7 +317,7 @@ def _smoke_and_repair(request: Request, analysis: Any, report: dict[str, Any], o
         report["repair"] = {"rounds": rounds, "added": added}
         if added and result.passed:
             report["repair"]["written_to"] = display(add_keep_patterns(normalise(request.app_dir), added))
-    return result.passed
+    return result.passed, analysis
 
 
 EPILOG_VERIFY = """\b
@@ -413,10 +471,12 @@ Examples:
                    "before reporting success; exit 3 if it fails.")
 @click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True,
               help="Seconds the smoke command may take.")
+@artifact_options
 @format_option
 def image(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[str, ...], target: TargetFlags,
           language: str | None, out: Path, base: str, tag: str, cmd: str | None, user: str | None,
-          env: tuple[str, ...], load: bool, smoke: str | None, timeout: float, fmt: str) -> None:
+          env: tuple[str, ...], load: bool, smoke: str | None, timeout: float, html: Path | None,
+          sbom: Path | None, fmt: str) -> None:
     """Prune APP and write a minimal, reproducible OCI image of it to OUT, with no engine.
 
     Layers: the runtime, then the pruned dependencies, then the app (what must never ship,
@@ -437,7 +497,8 @@ def image(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[st
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--cmd") from err
     request = replace(request, options={**request.options, "bytecode": "compile", "strip": "debug"})
-    report = build_image(request, ImageOptions(out, base, tag, words, user, env, language))
+    analysis, report = build_image(request, ImageOptions(out, base, tag, words, user, env, language))
+    _write_artifacts(analysis, report, html, sbom)
     passed = True
     if smoke:
         from .image.runner import smoke_image

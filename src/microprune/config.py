@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .paths import display
+from .paths import display, write_text_atomically
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -142,7 +142,7 @@ def add_keep_patterns(app_dir: Path, patterns: list[str]) -> Path:
         check = json.loads(updated)["microprune"]
     if not set(patterns) <= set(check.get("keep", [])):
         raise ConfigError(display(path), "the keep entries did not read back; file left as it was")
-    _replace_atomically(path, updated)
+    write_text_atomically(path, updated)
     return path
 
 
@@ -187,18 +187,3 @@ def _read_table_text(text: str, path: Path) -> dict[str, Any]:
                                          "left as it was") from err
     table = data.get("tool", {}).get("microprune", {})
     return table if isinstance(table, dict) else {}
-
-
-def _replace_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.microprune-{os.getpid()}")
-    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-    try:
-        with open(partial, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(partial, mode)
-        os.replace(partial, path)
-    finally:
-        if partial.exists():
-            partial.unlink()

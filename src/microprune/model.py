@@ -122,6 +122,8 @@ class Package:
 
     name: str
     version: str
+    license: str = ""      # as its metadata declares it: an SPDX expression when it has one
+    purl: str = ""         # package URL (pkg:pypi/..., pkg:npm/...) for SBOMs
 
 
 @dataclass(frozen=True)

@@ -48,3 +48,20 @@ def read_regular_file(path: Path, limit: int = 1 << 20) -> bytes | None:
         return None
     finally:
         os.close(fd)
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """A complete new file renamed over PATH: a reader never sees half of it, an
+    interrupted run leaves the old file (or none) in place."""
+    partial = path.with_name(f".{path.name}.microprune-{os.getpid()}")
+    mode = path.stat().st_mode & 0o7777 if path.exists() and not path.is_symlink() else 0o644
+    try:
+        with open(partial, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(partial, mode)
+        os.replace(partial, path)
+    finally:
+        if partial.exists():
+            partial.unlink()

@@ -69,3 +69,19 @@ def test_python_profile_keeps_what_a_run_loads(tmp_path: Path) -> None:
 def test_node_profile_keeps_what_a_run_loads(tmp_path: Path) -> None:
     app = _node_app(tmp_path)
     _check(app, [], "node main.js", tmp_path, "plug/hidden.js", "plug/unused.js")
+
+
+def test_a_run_that_ends_on_sigterm_is_recorded_and_the_deps_stay_untouched(tmp_path: Path) -> None:
+    """A server stopped by SIGTERM never runs atexit: the recorder writes its log from the signal
+    handler and dies of the same signal (exit 143 seen), and the run writes no __pycache__ into
+    the user's deps."""
+    app, deps = _python_app(tmp_path)
+    before = sorted(p.relative_to(deps).as_posix() for p in deps.rglob("*"))
+    profile = tmp_path / "term.profile"
+    run = "python3 -c \"import os, signal, plug.hidden; os.kill(os.getpid(), signal.SIGTERM)\""
+    rec = run_cli("trace", app, "--deps", deps, "--run", run, "--out", profile, "--format", "json")
+    assert rec.code == 0, rec.err
+    data = json.loads(profile.read_text())
+    assert data["runs"][0]["exit_code"] == 143
+    assert any(f.endswith("plug/hidden.py") for f in data["files"]), data["files"]
+    assert sorted(p.relative_to(deps).as_posix() for p in deps.rglob("*")) == before

@@ -31,6 +31,7 @@ from tests.image.ocivalidate import OCI_LAYER_GZIP, ImageReport, problems, valid
 
 LANGUAGES = ["node", "python"]
 LAYER_NAMES = ["runtime", "deps", "app"]
+SBOM_NAMES = {"usr", "usr/share", "usr/share/microprune", "usr/share/microprune/sbom.cdx.json"}
 APP_USER = "65532:65532"
 # Where each tiny app's files land in the image (member names, no leading '/').
 EXPECTED: dict[str, dict[str, Any]] = {
@@ -76,7 +77,9 @@ def test_layers_hold_the_runtime_the_pruned_deps_and_the_app(built: Built) -> No
     assert set(expected["app"]) <= app, sorted(app)
     assert set(expected["deps"]) <= deps, sorted(deps)
     assert not set(expected["dropped"]) & report.all_names(), "a file nothing uses was shipped"
-    assert all(name.startswith(expected["app_dir"]) for name in app if name != "app"), sorted(app)
+    # ... and the app layer holds the app, plus the SBOM of what the image ships
+    assert SBOM_NAMES <= app, sorted(app)
+    assert all(name.startswith(expected["app_dir"]) for name in app - SBOM_NAMES if name != "app"), sorted(app)
     # The runtime: the interpreter (a regular file, executable), users, a writable /tmp.
     interpreter = report.layers[0].member(built.interpreter)
     assert interpreter is not None and interpreter.kind == "file" and interpreter.mode == 0o755

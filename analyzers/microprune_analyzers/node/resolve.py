@@ -40,6 +40,20 @@ class PackageJson:
         version = self.data.get("version")
         return version if isinstance(version, str) else ""
 
+    @property
+    def license(self) -> str:
+        """"license" (an SPDX expression, or {"type": ...} in old packages), else the old "licenses" list."""
+        value = self.data.get("license")
+        if isinstance(value, dict):
+            value = value.get("type")
+        if isinstance(value, str):
+            return value.strip()[:120]
+        old = self.data.get("licenses")
+        if isinstance(old, list):
+            types = [item.get("type") for item in old if isinstance(item, dict)]
+            return " OR ".join(t for t in types if isinstance(t, str))[:120]
+        return ""
+
 
 @dataclass(frozen=True)
 class Found:

@@ -535,7 +535,9 @@ class NodeSession:
                         continue
                     manifest = self.resolver.manifest(directory)
                     if manifest is not None:
-                        index[directory] = Package(manifest.name or _package_name(directory), manifest.version)
+                        name = manifest.name or _package_name(directory)
+                        index[directory] = Package(name, manifest.version, manifest.license,
+                                                   _npm_purl(name, manifest.version))
             self._packages = index
         return self._packages
 
@@ -659,3 +661,12 @@ def _module_sync(version: str) -> bool:
     parts = [int(p) for p in version.split(".")[:2]] + [0]
     major, minor = parts[0], parts[1]
     return major >= 23 or (major == 22 and minor >= 12) or (major == 20 and minor >= 19)
+
+
+def _npm_purl(name: str, version: str) -> str:
+    """pkg:npm/%40scope/name@version (the purl spec percent-encodes the scope's @)."""
+    from urllib.parse import quote
+
+    scope, _, bare = name.rpartition("/")
+    path = f"{quote(scope, safe='')}/{quote(bare, safe='.-_~')}" if scope else quote(bare, safe=".-_~")
+    return f"pkg:npm/{path}@{quote(version, safe='.+-_')}" if version else f"pkg:npm/{path}"

@@ -40,7 +40,9 @@ class PythonAnalyzer:
 
         deps = site_packages_of(deps_dir) if deps_dir is not None else None
         parts = [str(hook), *([str(deps)] if deps else []), str(app_dir), str(app_dir / "src")]
-        return {"PYTHONPATH": os.pathsep.join(parts), "MICROPRUNE_PROFILE_LOG": str(log)}, ()
+        # no bytecode writes: recording a run must not add __pycache__ to the user's deps
+        return {"PYTHONPATH": os.pathsep.join(parts), "MICROPRUNE_PROFILE_LOG": str(log),
+                "PYTHONDONTWRITEBYTECODE": "1"}, ()
 
     def smoke_environment(self, app_out: Path, deps_out: Path, target: dict[str, Any],
                           scratch: Path) -> tuple[dict[str, str], tuple[str, ...]]:

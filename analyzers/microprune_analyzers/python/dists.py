@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import configparser
 import csv
+import email.message
 import email.parser
 import io
 import os
 import re
 from dataclasses import dataclass, field
+from urllib.parse import quote
 from pathlib import Path
 
 from microprune.inventory import Inventory
@@ -45,6 +47,11 @@ class Distribution:
     pth_files: tuple[Path, ...] = ()                        # .pth files at the top of site-packages
     top_level: tuple[str, ...] = ()
     entry_points: tuple[EntryPoint, ...] = ()
+    license: str = ""                                       # as declared: see _declared_license
+
+    @property
+    def purl(self) -> str:
+        return f"pkg:pypi/{canonical_name(self.name)}@{quote(self.version, safe='.+-_!')}"
 
     @property
     def key(self) -> str:
@@ -102,7 +109,8 @@ def _read_distribution(inventory: Inventory, site: Path, info_dir: Path, diagnos
     headers = _read_metadata(inventory, info_dir / meta_name, diagnostics)
     name = headers.get("Name") or fallback_name
     version = headers.get("Version") or fallback_version
-    dist = Distribution(name=name.strip(), version=version.strip(), info_dir=info_dir)
+    dist = Distribution(name=name.strip(), version=version.strip(), info_dir=info_dir,
+                        license=headers.get("License", ""))
     dist.files = _read_record(inventory, site, info_dir, diagnostics)
     dist.native_libs, dist.pth_files = _special_files(dist.files, site)
     dist.top_level = tuple(_read_lines(inventory, info_dir / "top_level.txt"))
@@ -139,9 +147,41 @@ def _read_metadata(inventory: Inventory, path: Path, diagnostics: list[Diagnosti
         return {}
     message = email.parser.HeaderParser().parsestr(head)
     headers = {k: str(v) for k, v in message.items() if k in ("Name", "Version") and str(v).isprintable()}
+    headers["License"] = _declared_license(message)
     if "Name" not in headers:
         diagnostics.append(Diagnostic("broken-metadata", "has no Name header; name taken from the directory", path))
     return headers
+
+
+# Trove classifiers that name exactly one SPDX licence (others are kept as names).
+_CLASSIFIER_SPDX = {
+    "MIT License": "MIT", "Apache Software License": "Apache-2.0", "ISC License (ISCL)": "ISC",
+    "Mozilla Public License 2.0 (MPL 2.0)": "MPL-2.0", "Python Software Foundation License": "PSF-2.0",
+    "The Unlicense (Unlicense)": "Unlicense", "Zope Public License": "ZPL-2.1",
+    "GNU Lesser General Public License v3 (LGPLv3)": "LGPL-3.0-only",
+    "GNU General Public License v3 (GPLv3)": "GPL-3.0-only", "GNU General Public License v2 (GPLv2)": "GPL-2.0-only",
+    "Boost Software License 1.0 (BSL-1.0)": "BSL-1.0", "MIT No Attribution License (MIT-0)": "MIT-0",
+}
+MAX_LICENSE_TEXT = 120
+
+
+def _declared_license(message: email.message.Message) -> str:
+    """License-Expression (PEP 639), else the licence classifiers, else a short License field
+    (many put the whole licence text there: that is not a name)."""
+    expression = str(message.get("License-Expression") or "").strip()
+    if expression and expression.isprintable():
+        return expression
+    names = []
+    for classifier in message.get_all("Classifier") or []:
+        parts = [p.strip() for p in str(classifier).split("::")]
+        if len(parts) >= 2 and parts[0] == "License" and parts[-1] not in ("OSI Approved", "Other/Proprietary License", "DFSG approved"):
+            names.append(_CLASSIFIER_SPDX.get(parts[-1], parts[-1]))
+    if names:
+        return " OR ".join(dict.fromkeys(names)) if len(names) > 1 else names[0]
+    text = str(message.get("License") or "").strip()
+    if text and "\n" not in text and len(text) <= MAX_LICENSE_TEXT and text.isprintable():
+        return text
+    return ""
 
 
 def _read_record(inventory: Inventory, site: Path, info_dir: Path, diagnostics: list[Diagnostic]) -> set[Path]:

@@ -690,10 +690,10 @@ class PythonSession:
         if self.deps_root is None or not is_within(path, self.deps_root):
             return None
         dist = self.dists.of(path, self.deps_root)
-        return Package(dist.name, dist.version) if dist else None
+        return Package(dist.name, dist.version, dist.license, dist.purl) if dist else None
 
     def packages(self) -> list[Package]:
-        return [Package(d.name, d.version) for d in self.dists.dists]
+        return [Package(d.name, d.version, d.license, d.purl) for d in self.dists.dists]
 
     def drop_reason(self, path: Path) -> Reason:
         if BYTECODE_DIR in path.parts or path.name.endswith((".pyc", ".pyo")) and self._has_source(path):

@@ -7,6 +7,7 @@ image holds is exactly what `prune` would write, minus what must never ship.
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import stat
 import tempfile
@@ -18,6 +19,7 @@ from ..analyzer import ImageRuntime, Request
 from ..errors import UsageError
 from ..paths import display, normalise
 from ..pipeline import prune
+from ..sbom import build_sbom
 from .base import BaseImage, load_base
 from .hostfs import HostFiles
 from .layer import Layer
@@ -56,7 +58,11 @@ class LeftOut:
         self.paths.append(f"{path} ({why})")
 
 
-def build_image(request: Request, options: ImageOptions) -> dict[str, Any]:
+SBOM_PATH = "usr/share/microprune/sbom.cdx.json"
+
+
+def build_image(request: Request, options: ImageOptions) -> tuple[Any, dict[str, Any]]:
+    """Returns the analysis and the report; the image holds a CycloneDX SBOM of what it ships."""
     out = normalise(options.out)
     request = replace(request, excluded_paths=(*request.excluded_paths, out))   # an earlier archive in APP
     if out.exists() and (out.is_dir() or out.is_symlink()):
@@ -86,6 +92,8 @@ def build_image(request: Request, options: ImageOptions) -> dict[str, Any]:
         skip = {written.deps_out} if _inside(written.deps_out, written.app_out) else set()
         _add_tree(app_layer, written.app_out, app_out, left_out, never_ship=True, ignore=ignore, skip=skip)
         _note_pruned_app_files(analysis, left_out, {out, scratch})
+        bom = build_sbom(analysis.plan, list(session.packages()), request.app_dir.name, session.language)
+        app_layer.add_file(SBOM_PATH, data=(json.dumps(bom, indent=2, sort_keys=True) + "\n").encode())
 
         ours = [runtime_layer, deps_layer, app_layer] if base is None else [deps_layer, app_layer]
         blobs = []
@@ -113,7 +121,8 @@ def build_image(request: Request, options: ImageOptions) -> dict[str, Any]:
             "uncompressed_size": sum(layer["uncompressed_size"] for layer in layers),
             "entrypoint": config["config"].get("Entrypoint"), "cmd": config["config"].get("Cmd"),
             "user": config["config"].get("User"),
-            "workdir": runtime.workdir, "left_out": sorted(left_out.paths), **runtime_notes,
+            "workdir": runtime.workdir, "left_out": sorted(left_out.paths), "sbom": "/" + SBOM_PATH,
+            **runtime_notes,
         },
     })
     report.pop("app_out", None)
@@ -123,7 +132,7 @@ def build_image(request: Request, options: ImageOptions) -> dict[str, Any]:
         if row["root"] == "app" and row["keep"] and any(row["path"] == p or row["path"].startswith(p + "/")
                                                          for p in shipped_out):
             row["keep"], row["reasons"] = False, ["never-shipped"]
-    return report
+    return analysis, report
 
 
 def _note_pruned_app_files(analysis: Any, left_out: LeftOut, ours: set[Path]) -> None:
@@ -161,7 +170,7 @@ def _container_config(runtime: ImageRuntime, options: ImageOptions, language: st
         "User": user,
         "WorkingDir": runtime.workdir,
         "Labels": {"org.opencontainers.image.title": options.tag.rsplit(":", 1)[0],
-                   "dev.microprune.language": language},
+                   "dev.microprune.language": language, "dev.microprune.sbom": "/" + SBOM_PATH},
     }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import sys
 
 _LOG = os.environ.get("MICROPRUNE_PROFILE_LOG", "")
@@ -55,6 +56,25 @@ def _dump() -> None:
         _seen.clear()
 
 
+def _dump_then_die(signum: int, _frame: object) -> None:
+    """A server stopped by SIGTERM (uvicorn re-raises it with the handler it found at start,
+    which is this one) dies without running atexit: write the log first, then die of the
+    same signal, so the exit status is what it would have been."""
+    _dump()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _watch_fatal_signals() -> None:
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            if signal.getsignal(signum) == signal.SIG_DFL:
+                signal.signal(signum, _dump_then_die)
+        except (ValueError, OSError):     # not the main thread, or an odd platform
+            pass
+
+
 if _LOG:
     sys.addaudithook(_hook)
     atexit.register(_dump)
+    _watch_fatal_signals()
