@@ -18,7 +18,8 @@ the smoke really exercises what the hint is for, and that the pass is not luck.
 - certifi: an SSL context from certifi.where().
 - celery: tasks named in `include`, a solo-pool worker on the in-memory broker; the worker command.
 - django: apps, middleware, template backend and database engine named in settings strings;
-  `manage.py check`, `migrate` on sqlite and test-client requests.
+  `manage.py check`, `migrate` on sqlite and test-client requests; and the same project served
+  by gunicorn, whose gunicorn.conf.py names the WSGI app and the worker class.
 
 Servers bind 127.0.0.1 only; every wait is bounded (the smoke helpers, verify's --timeout,
 run_cli's timeout).
@@ -532,6 +533,21 @@ print("django ok")
 DJANGO["mysite/settings.py"] = DJANGO["mysite/settings.py"].replace(
     '    "polls",\n', '    "django.contrib.humanize",\n    "polls",\n')
 
+# The same project deployed the Heroku way: gunicorn finds the WSGI app and its worker class in
+# gunicorn.conf.py (strings only), the release step migrates.
+DJANGO_GUNICORN = {
+    **DJANGO,
+    "Procfile": "web: gunicorn\nrelease: python manage.py migrate --noinput\n",
+    "gunicorn.conf.py": (
+        "import os\n\n"
+        "wsgi_app = 'mysite.wsgi:application'\n"
+        "bind = '127.0.0.1:' + os.environ.get('PORT', '8000')\n"
+        "worker_class = 'gthread'\n"
+        "threads = 2\n"
+        "timeout = 30\n"
+    ),
+}
+
 
 @dataclass(frozen=True)
 class Sabotage:
@@ -606,6 +622,12 @@ CASES = {
         (Sabotage("django/db/backends/sqlite3/base.py", "django.db.backends.sqlite3", STRING | HINT),
          Sabotage("django/contrib/humanize/templatetags/humanize.py", "humanize", HINT)),
         ("django", "asgiref", "sqlparse"), ("celery",)),
+    "django-gunicorn": Case(
+        DJANGO_GUNICORN, "rm -f db.sqlite3 && python3 manage.py migrate --noinput && "
+                         "python3 smoke_http.py '/polls/=no polls' -- python3 -S -m gunicorn",
+        (Sabotage("django/db/backends/sqlite3/base.py", "django.db.backends.sqlite3", STRING | HINT),
+         Sabotage("gunicorn/workers/gthread.py", "gunicorn.workers.gthread", HINT)),
+        ("django", "gunicorn"), ("celery", "uvicorn")),
 }
 
 
