@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from microprune_analyzers.node.hints import load_hints, load_narrowings
+from microprune_analyzers.node.hints import load_calls, load_hints, load_narrowings
 from tests.cases import actual_result, analyze_case, case_dirs, copy_case, load_case
 
 NARROW = "narrow:"
+CALL = "call:"
 
 
 def _named(case: Path) -> list[str]:
@@ -16,13 +17,15 @@ def _named(case: Path) -> list[str]:
     return [named] if isinstance(named, str) else list(named)
 
 
-HINT_CASES = [c for c in case_dirs("node") if any(not n.startswith(NARROW) for n in _named(c))]
+HINT_CASES = [c for c in case_dirs("node") if any(not n.startswith((NARROW, CALL)) for n in _named(c))]
 NARROW_CASES = [c for c in case_dirs("node") if any(n.startswith(NARROW) for n in _named(c))]
+CALL_CASES = [c for c in case_dirs("node") if any(n.startswith(CALL) for n in _named(c))]
 
 
 def test_every_hint_has_a_case() -> None:
-    covered = {name for case in HINT_CASES + NARROW_CASES for name in _named(case)}
-    table = set(load_hints()) | {NARROW + package for package in load_narrowings()}
+    covered = {name for case in HINT_CASES + NARROW_CASES + CALL_CASES for name in _named(case)}
+    table = set(load_hints()) | {NARROW + package for package in load_narrowings()} \
+        | {rule.name for rule in load_calls()}
     assert table <= covered, f"hints without a fixture case: {sorted(table - covered)}"
     assert covered <= table, f"cases naming a hint the table does not have: {sorted(covered - table)}"
 
@@ -50,3 +53,20 @@ def test_narrowing_drops_what_the_code_does_not_name(case: Path, tmp_path: Path)
     with_hints = set(actual_result(root, options)["keep"])
     without = set(actual_result(root, options, use_hints=False)["keep"])
     assert with_hints < without, f"{case.name}: narrowing drops nothing (or adds {sorted(with_hints - without)})"
+
+
+@pytest.mark.parametrize("case", CALL_CASES, ids=lambda p: p.name)
+def test_call_rule_keeps_the_modules_its_arguments_name(case: Path, tmp_path: Path) -> None:
+    """A [[call]] entry only ever adds what the call's arguments name: without the table less is kept."""
+    options = load_case(case)
+    root = copy_case(case, tmp_path)
+    with_hints = set(actual_result(root, options)["keep"])
+    without = set(actual_result(root, options, use_hints=False)["keep"])
+    assert with_hints > without, f"{case.name}: the call rule adds nothing (or drops {sorted(without - with_hints)})"
+
+
+def test_call_rules_are_read_as_documented() -> None:
+    rules = {rule.name: rule for rule in load_calls()}
+    express = rules["call:express().set"]
+    assert express.callee == ("().set",) and express.match == ((0, "view engine"),) and express.unless == "().engine"
+    assert rules["call:pino.transport"].require[0] == "0.target"

@@ -18,6 +18,7 @@ import posixpath
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlparse
 
@@ -56,6 +57,8 @@ class Fn:
     tag: str
     call: Callable[..., Any] | None = None
     trigger: bool = False
+    site: str = ""                     # a [[call]] callee: "<package>:<path>"
+    rules: tuple[Any, ...] = ()        # the [[call]] rules (CallRule) of calling it
 
 
 def _none(*_args: Any) -> Any:
@@ -65,8 +68,10 @@ def _none(*_args: Any) -> Any:
 class Env:
     """What names mean in one file: the module's own bindings over the globals."""
 
-    def __init__(self, filename: str, cwd: str, resolve: Callable[[str], str | None] | None = None) -> None:
+    def __init__(self, filename: str, cwd: str, resolve: Callable[[str], str | None] | None = None,
+                 calls: tuple[Any, ...] = ()) -> None:
         self.filename = filename
+        self.call_modules = call_modules(calls)
         # require.resolve(x) as a value (`path.join(require.resolve('pkg'), '../x.wasm')`): the
         # resolver's answer, when the caller gives one
         self.require_resolve = Fn("require-resolve", (lambda spec: (resolve(spec) if isinstance(spec, str)
@@ -102,7 +107,7 @@ class Env:
     def static_module(self, name: str) -> Any:
         """The value of require(name) for the modules whose meaning we model."""
         name = name[5:] if name.startswith("node:") else name
-        builder = STATIC_MODULES.get(name)
+        builder = self.call_modules.get(name) or STATIC_MODULES.get(name)
         return builder(self) if builder is not None else NA
 
 
@@ -119,10 +124,7 @@ FS_DIR_FN = Fn("fs-dir")
 BINDINGS = Fn("bindings")
 NODE_GYP_BUILD = Fn("node-gyp-build")
 PREGYP_FIND = Fn("pre-gyp-find")
-EXPRESS_SET = Fn("express-set")
-EXPRESS_ENGINE = Fn("express-engine")
-PINO_TRANSPORT = Fn("pino-transport")
-FASTIFY = Fn("fastify")
+CALL_SITE = "call-site"               # the tag of the functions [[call]] rules describe
 PKGINFO = Fn("pkginfo")
 RESOLVE_FROM = Fn("resolve-from")
 
@@ -218,17 +220,55 @@ def _pregyp(_env: Env) -> Any:
     return table
 
 
-def _express(_env: Env) -> Any:
-    app = {"set": EXPRESS_SET, "engine": EXPRESS_ENGINE, UNKNOWN_KEYS: True}
-    return Fn("express", lambda *a: app)
+class _Callee:
+    """A node of the tree of a package's [[call]] callee paths: its properties, what calling it
+    returns, and the rules of calling it."""
+
+    def __init__(self) -> None:
+        self.props: dict[str, _Callee] = {}
+        self.result: _Callee | None = None
+        self.rules: list[Any] = []
+        self.site = ""
+
+    def child(self, segment: str) -> _Callee:
+        if segment == "()":
+            self.result = self.result or _Callee()
+            return self.result
+        return self.props.setdefault(segment, _Callee())
+
+    def value(self) -> Any:
+        """A fresh value (the evaluator's dicts may be written by Object.assign)."""
+        result = self.result
+        table: dict[Any, Any] = {key: node.value() for key, node in self.props.items()}
+        table[UNKNOWN_KEYS] = True
+        table["__call__"] = Fn(CALL_SITE, (lambda *_a: result.value()) if result is not None else None,
+                               site=self.site, rules=tuple(self.rules))
+        return table
 
 
-def _pino(_env: Env) -> Any:
-    """pino is a function with a .transport(): `pino({ transport })`, `pino.transport({...})`,
-    `const { pino } = require('pino')`, `import pino from 'pino'`."""
-    call = Fn("pino", lambda *a: NA)
-    table = {"transport": PINO_TRANSPORT, "__call__": call, UNKNOWN_KEYS: True}
-    return {**table, "default": table, "pino": table}
+def _at(root: _Callee, package: str, path: str) -> _Callee:
+    node = root
+    for segment in path.split(".") if path else ():
+        node = node.child(segment)
+    node.site = f"{package}:{path}"
+    return node
+
+
+@lru_cache(maxsize=8)
+def call_modules(rules: tuple[Any, ...]) -> dict[str, Callable[[Env], Any]]:
+    """The modules of the [[call]] rules: require('pino') is a function with a .transport() ..."""
+    roots: dict[str, _Callee] = {}
+    for rule in rules:
+        root = roots.setdefault(rule.package, _Callee())
+        for path in rule.callee:
+            _at(root, rule.package, path).rules.append(rule)
+        if rule.unless:
+            _at(root, rule.package, rule.unless)
+    return {package: _builder(root) for package, root in roots.items()}
+
+
+def _builder(root: _Callee) -> Callable[[Env], Any]:
+    return lambda _env: root.value()
 
 
 STATIC_MODULES: dict[str, Callable[[Env], Any]] = {
@@ -240,9 +280,6 @@ STATIC_MODULES: dict[str, Callable[[Env], Any]] = {
     "node-gyp-build": lambda _env: NODE_GYP_BUILD, "@aminya/node-gyp-build": lambda _env: NODE_GYP_BUILD,
     "node-pre-gyp": _pregyp, "@mapbox/node-pre-gyp": _pregyp,
     "node-pre-gyp/lib/pre-binding": _pregyp, "node-pre-gyp/lib/pre-binding.js": _pregyp,
-    "express": _express,
-    "pino": _pino,
-    "fastify": lambda _env: FASTIFY,
     "pkginfo": lambda _env: PKGINFO,
     "resolve-from": lambda _env: RESOLVE_FROM,
 }

@@ -1,6 +1,7 @@
 """Load the Node hint table (hints.toml beside this file): per-package knowledge as data."""
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
@@ -39,6 +40,31 @@ class Narrowing:
 _NARROW_KEYS = {"package", "glob", "calls", "why"}
 
 
+@dataclass(frozen=True)
+class CallRule:
+    """A call of a package's function whose arguments name modules the package loads by that name
+    (pino's transports, express's view engine): each string found at a ``require`` path is followed
+    as require() from the calling file."""
+
+    package: str                       # the module the function is imported from
+    callee: tuple[str, ...]            # paths from the module's value: "" itself, "transport", "().set"
+    require: tuple[str, ...]           # "0", "0.transport.target", "0.targets[].target"
+    why: str
+    match: tuple[tuple[int, str], ...] = ()    # (argument index, the string literal it must be)
+    unless: str = ""                   # a callee path of the package: once called in the file, no module
+
+    @property
+    def name(self) -> str:
+        """How fixture cases name it: `call:pino`, `call:pino.transport`, `call:express().set`."""
+        first = self.callee[0]
+        return "call:" + self.package + ("" if not first or first.startswith("(") else ".") + first
+
+
+_CALL_KEYS = {"package", "callee", "require", "match", "unless", "why"}
+_CALLEE = re.compile(r"^$|^(\(\)|[A-Za-z_$][\w$]*)(\.(\(\)|[A-Za-z_$][\w$]*))*$")
+_REQUIRE_PATH = re.compile(r"^\d+(\.[A-Za-z_$][\w$]*(\[\])?)*$")
+
+
 @lru_cache(maxsize=1)
 def _table() -> dict[str, list[dict[str, object]]]:
     text = resources.files(__package__).joinpath("hints.toml").read_text(encoding="utf-8")
@@ -70,3 +96,28 @@ def load_hints() -> dict[str, Hint]:
                     bool(raw.get("optional-dependencies", False)))
         hints[hint.package] = hint
     return hints
+
+
+@lru_cache(maxsize=1)
+def load_calls() -> tuple[CallRule, ...]:
+    rules = []
+    for raw in _table().get("call", []):
+        unknown = set(raw) - _CALL_KEYS
+        missing = {"package", "callee", "require", "why"} - set(raw)
+        callee = raw.get("callee", [])
+        paths = raw.get("require", [])
+        match = raw.get("match", {})
+        unless = raw.get("unless", "")
+        if (unknown or missing or not isinstance(callee, list) or not callee or not isinstance(paths, list)
+                or not paths or not isinstance(match, dict) or not isinstance(unless, str)
+                or not all(isinstance(c, str) and _CALLEE.match(c) for c in callee + [unless])
+                or not all(isinstance(p, str) and _REQUIRE_PATH.match(p) for p in paths)
+                or not all(isinstance(k, str) and k.isdigit() and isinstance(v, str) for k, v in match.items())):
+            raise ValueError(f"bad node [[call]] {raw!r}: keys {sorted(_CALL_KEYS)}, callee/require paths "
+                             f"as the header of hints.toml describes")
+        rules.append(CallRule(str(raw["package"]), tuple(callee), tuple(paths), str(raw["why"]),
+                              tuple(sorted((int(k), v) for k, v in match.items())), unless))
+    names = [rule.name for rule in rules]
+    if len(set(names)) != len(names):
+        raise ValueError(f"node [[call]] entries with the same first callee: {sorted(names)}")
+    return tuple(rules)

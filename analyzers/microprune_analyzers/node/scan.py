@@ -27,9 +27,9 @@ from tree_sitter import Language, Node, Parser, Query, QueryCursor
 
 from microprune.model import Diagnostic, Ref, Scan
 
-from .evaluate import (BINDINGS, BOUND_REQUIRE, CREATE_REQUIRE, EXPRESS_ENGINE, EXPRESS_SET, FASTIFY, FS_DIR_FN,
-                       FS_FN, MODULE_REGISTER, NA, NODE_GYP_BUILD, PINO_TRANSPORT, PKGINFO, PREGYP_FIND, REQUIRE,
-                       RESOLVE_FROM, UNDEFINED, WILDCARD, Cond, Env, Evaluator, Fn, url_to_path)
+from .evaluate import (BINDINGS, BOUND_REQUIRE, CALL_SITE, CREATE_REQUIRE, FS_DIR_FN, FS_FN, MODULE_REGISTER, NA,
+                       NODE_GYP_BUILD, PKGINFO, PREGYP_FIND, REQUIRE, RESOLVE_FROM, UNDEFINED, WILDCARD, Cond, Env,
+                       Evaluator, Fn, url_to_path)
 
 MAX_SOURCE_BYTES = 16 * 1024 * 1024      # bigger "sources" are generated blobs; not parsed
 TYPESCRIPT_SUFFIXES = (".ts", ".mts", ".cts")
@@ -47,6 +47,8 @@ _QUERY_SOURCE = """
 """
 # A path is never built through more nested expressions than this (and hostile nesting stays linear).
 MAX_CLIMB = 24
+# How deep a [[call]] argument is followed (properties, variables, branches) before giving up.
+MAX_SELECT_DEPTH = 32
 # `const x = <one of these>` may bind a module we model (fs, path ...) or a path.
 _BINDABLE_VALUES = frozenset({
     "call_expression", "identifier", "member_expression", "string", "template_string", "binary_expression",
@@ -102,10 +104,11 @@ def dialect_of(path: str) -> str:
 
 
 def scan_source(path: str, data: bytes, cwd: str, resolve: Callable[[str], str | None] | None = None,
-                watched: frozenset[str] = frozenset()) -> Scan:
+                watched: frozenset[str] = frozenset(), calls: tuple[Any, ...] = ()) -> Scan:
     """Refs of one source file at absolute ``path``; ``cwd`` is process.cwd() at run time;
     ``resolve`` answers require.resolve(spec) from this file (read-only lookups); calls of the
-    ``watched`` method names report their first argument (``call-arg`` refs, the method in ``names``)."""
+    ``watched`` method names report their first argument (``call-arg`` refs, the method in ``names``);
+    ``calls``: the [[call]] rules of hints.toml (CallRule), whose arguments name modules."""
     if len(data) > MAX_SOURCE_BYTES:
         return Scan(diagnostics=(Diagnostic("not-scanned", f"larger than {MAX_SOURCE_BYTES >> 20} MB; not scanned"),))
     if b"\0" in data[:8192]:
@@ -121,7 +124,7 @@ def scan_source(path: str, data: bytes, cwd: str, resolve: Callable[[str], str |
         data = _ASSERT_CLAUSE.sub(lambda m: m.group(1) + b"with  " + m.group(2), data)
     dialect = dialect_of(path)
     tree = _parser(dialect).parse(data)
-    scanner = _Scanner(path, data, cwd, resolve, watched)
+    scanner = _Scanner(path, data, cwd, resolve, watched, calls)
     scanner.run(tree.root_node, _query(dialect))
     diagnostics = []
     if tree.root_node.has_error:
@@ -144,16 +147,17 @@ def _first_error_line(root: Node) -> int | None:
 
 class _Scanner:
     def __init__(self, path: str, data: bytes, cwd: str, resolve: Callable[[str], str | None] | None,
-                 watched: frozenset[str] = frozenset()) -> None:
+                 watched: frozenset[str] = frozenset(), calls: tuple[Any, ...] = ()) -> None:
         self.path = path
         self.watched = watched
         self.dir = posixpath.dirname(path)
-        self.env = Env(path, cwd, resolve)
+        self.env = Env(path, cwd, resolve, calls)
         self.eval = Evaluator(self.env, data)
         self.refs: list[Ref] = []
         self.climbed: set[tuple[int, int]] = set()
         self.last_climbed = (-1, -1)
-        self.express_engine_defined = False
+        self.called: set[str] = set()        # the [[call]] callees called so far ("<package>:<path>")
+        self.declared: dict[str, Node] = {}   # `const x = <init>`: the last init of each name, so far
         self.require_shadowed: list[tuple[int, int]] = []     # byte ranges of functions with a `require` param
 
     # -- the pass -----------------------------------------------------------------------------------
@@ -252,6 +256,8 @@ class _Scanner:
         init = node.child_by_field_name("value")
         if name is None or init is None or _in_loop_head(node):
             return
+        if name.type == "identifier":
+            self.declared[self.eval.text(name)] = init
         if name.type == "identifier" and self.eval.text(name) == "require" and not _is_create_require(init, self):
             self.env.bindings["require"] = NA        # the file's own `require`: not Node's
             return
@@ -377,6 +383,9 @@ class _Scanner:
         if fn in (FS_FN, FS_DIR_FN):
             self._fs_call(fn, node, args)
             return
+        if fn.tag == CALL_SITE:
+            self._call_site(fn, node, args)
+            return
         handler = _TAG_HANDLERS.get(fn.tag)
         if handler is not None:
             handler(self, node, args)
@@ -422,6 +431,126 @@ class _Scanner:
             self.add("asset-dir", self.dir, node)
             return
         self.emit_value(value, args[0])
+
+    def _call_site(self, fn: Fn, node: Node, args: list[Node]) -> None:
+        """A function of a [[call]] rule: each string at one of its `require` paths is a require()."""
+        self.called.add(fn.site)
+        for rule in fn.rules:
+            if rule.unless and f"{rule.package}:{rule.unless}" in self.called:
+                continue
+            if not all(i < len(args) and self.eval.value(args[i], False) == text for i, text in rule.match):
+                continue
+            for path in rule.require:
+                index, *segments = path.split(".")
+                if int(index) < len(args):
+                    for leaf in self._select(args[int(index)], segments, 0, frozenset()):
+                        self.require_arg(leaf, node, "require")
+
+    def _select(self, node: Node, segments: list[str], depth: int, seen: frozenset[str]) -> Iterator[Node]:
+        """The expressions at a property path of ``node`` (["transport", "targets[]", "target"])."""
+        if not segments:
+            yield node                        # require_arg reads it (both branches of ?:, ||)
+            return
+        if depth > MAX_SELECT_DEPTH:
+            return
+        first, rest = segments[0], segments[1:]
+        name, each = (first[:-2], True) if first.endswith("[]") else (first, False)
+        for obj in self._values(node, depth + 1, seen):
+            for value in self._props(obj, name, depth + 1, seen):
+                if not each:
+                    yield from self._select(value, rest, depth + 1, seen)
+                    continue
+                for array in self._values(value, depth + 1, seen):
+                    for item in self._items(array, depth + 1, seen):
+                        yield from self._select(item, rest, depth + 1, seen)
+
+    def _values(self, node: Node, depth: int, seen: frozenset[str]) -> Iterator[Node]:
+        """The expressions ``node`` may stand for, as far as the file tells: through parentheses,
+        both branches of `?:`, both sides of `||`/`??`/`&&`, a variable's declaration, `a.b` and
+        `a[k]` into object literals (every property when k is unknown)."""
+        if depth > MAX_SELECT_DEPTH:
+            return
+        kind = node.type
+        if kind in ("parenthesized_expression", "as_expression", "satisfies_expression", "non_null_expression",
+                    "await_expression"):
+            inner = [c for c in node.named_children if c.type != "comment"]
+            if inner:
+                yield from self._values(inner[-1] if kind == "parenthesized_expression" else inner[0], depth + 1,
+                                        seen)
+        elif kind == "ternary_expression":
+            for field in ("consequence", "alternative"):
+                branch = node.child_by_field_name(field)
+                if branch is not None:
+                    yield from self._values(branch, depth + 1, seen)
+        elif kind == "binary_expression" and self._logical(node):
+            for field in ("left", "right"):
+                side = node.child_by_field_name(field)
+                if side is not None:
+                    yield from self._values(side, depth + 1, seen)
+        elif kind in ("identifier", "shorthand_property_identifier"):
+            name = self.eval.text(node)
+            init = self.declared.get(name)
+            if init is not None and name not in seen:
+                yield from self._values(init, depth + 1, seen | {name})
+        elif kind in ("member_expression", "subscript_expression"):
+            yield from self._members(node, depth + 1, seen)
+        else:
+            yield node
+
+    def _members(self, node: Node, depth: int, seen: frozenset[str]) -> Iterator[Node]:
+        """`a.b`, `a[k]` (every property or item when k is unknown) of object and array literals."""
+        table = node.child_by_field_name("object")
+        if node.type == "member_expression":
+            prop = node.child_by_field_name("property")
+            key: Any = self.eval.text(prop) if prop is not None else NA
+        else:
+            index = node.child_by_field_name("index")
+            key = self.eval.value(index, False) if index is not None else NA
+        if table is None:
+            return
+        for obj in self._values(table, depth + 1, seen):
+            if obj.type == "object":
+                values = self._props(obj, key if isinstance(key, str) else None, depth + 1, seen)
+            elif obj.type == "array" and not isinstance(key, str):
+                values = self._items(obj, depth + 1, seen)
+            else:
+                continue
+            for value in values:
+                yield from self._values(value, depth + 1, seen)
+
+    def _logical(self, node: Node) -> bool:
+        op = node.child_by_field_name("operator")
+        return op is not None and self.eval.text(op) in ("||", "&&", "??")
+
+    def _props(self, obj: Node, key: str | None, depth: int, seen: frozenset[str]) -> Iterator[Node]:
+        """The values of property ``key`` (of every property when None) of an object literal."""
+        if obj.type != "object" or depth > MAX_SELECT_DEPTH:
+            return
+        for pair in obj.named_children:
+            if pair.type == "pair":
+                key_node, value = pair.child_by_field_name("key"), pair.child_by_field_name("value")
+                if key_node is None or value is None:
+                    continue
+                name = self.eval.text(key_node) if key_node.type == "property_identifier" \
+                    else self.eval.value(key_node, False)
+                if key is None or name == key:
+                    yield value
+            elif pair.type == "shorthand_property_identifier" and key in (None, self.eval.text(pair)):
+                yield pair
+            elif pair.type == "spread_element" and pair.named_children:
+                for inner in self._values(pair.named_children[0], depth + 1, seen):
+                    yield from self._props(inner, key, depth + 1, seen)
+
+    def _items(self, array: Node, depth: int, seen: frozenset[str]) -> Iterator[Node]:
+        """Every item of an array literal, the items of its spreads too."""
+        if array.type != "array" or depth > MAX_SELECT_DEPTH:
+            return
+        for item in array.named_children:
+            if item.type == "spread_element" and item.named_children:
+                for inner in self._values(item.named_children[0], depth + 1, seen):
+                    yield from self._items(inner, depth + 1, seen)
+            elif item.type != "comment":
+                yield item
 
     # -- helpers --------------------------------------------------------------------------------------
     def require_arg(self, arg: Node, at: Node, kind: str, optional: bool = False) -> None:
@@ -516,61 +645,6 @@ def _absolute_path_call(kind: str) -> Callable[[_Scanner, Node, list[Node]], Non
     return handle
 
 
-def _express_set(scanner: _Scanner, node: Node, args: list[Node]) -> None:
-    if len(args) == 2 and scanner.eval.value(args[0], False) == "view engine" \
-            and not scanner.express_engine_defined:
-        scanner.require_arg(args[1], node, "require")
-
-
-def _express_engine(scanner: _Scanner, _node: Node, _args: list[Node]) -> None:
-    scanner.express_engine_defined = True
-
-
-def _pino_transport(scanner: _Scanner, node: Node, args: list[Node]) -> None:
-    if args and args[0].type == "object":
-        _transport_targets(scanner, args[0], node)
-
-
-def _fastify_call(scanner: _Scanner, node: Node, args: list[Node]) -> None:
-    """Fastify({ logger: { transport: { target } } })."""
-    if not args or args[0].type != "object":
-        return
-    logger = _property(scanner, args[0], "logger")
-    transport = _property(scanner, logger, "transport") if logger is not None else None
-    if transport is not None and transport.type == "object":
-        _transport_targets(scanner, transport, node)
-
-
-def _pino_call(scanner: _Scanner, node: Node, args: list[Node]) -> None:
-    """pino({ transport: { target } })."""
-    if args and args[0].type == "object":
-        transport = _property(scanner, args[0], "transport")
-        if transport is not None and transport.type == "object":
-            _transport_targets(scanner, transport, node)
-
-
-def _transport_targets(scanner: _Scanner, obj: Node, at: Node) -> None:
-    """{ target } or { targets: [{ target }] } or { pipeline: [{ target }] }: each is a module."""
-    target = _property(scanner, obj, "target")
-    if target is not None:
-        scanner.require_arg(target, at, "require")
-    for key in ("targets", "pipeline"):
-        items = _property(scanner, obj, key)
-        if items is not None and items.type == "array":
-            for item in items.named_children:
-                if item.type == "object":
-                    _transport_targets(scanner, item, at)
-
-
-def _property(scanner: _Scanner, obj: Node, key: str) -> Node | None:
-    for pair in obj.named_children:
-        if pair.type == "pair":
-            key_node = pair.child_by_field_name("key")
-            if key_node is not None and scanner.eval.text(key_node).strip("'\"") == key:
-                return pair.child_by_field_name("value")
-    return None
-
-
 def _pkginfo_call(scanner: _Scanner, node: Node, _args: list[Node]) -> None:
     scanner.add("pkginfo", scanner.dir, node)
 
@@ -586,8 +660,7 @@ def _resolve_from_call(scanner: _Scanner, node: Node, args: list[Node]) -> None:
 _TAG_HANDLERS = {
     BINDINGS.tag: _bindings_call, NODE_GYP_BUILD.tag: _absolute_path_call("node-gyp-build"),
     PREGYP_FIND.tag: _absolute_path_call("pre-gyp"),
-    EXPRESS_SET.tag: _express_set, EXPRESS_ENGINE.tag: _express_engine, PINO_TRANSPORT.tag: _pino_transport,
-    FASTIFY.tag: _fastify_call, "pino": _pino_call, PKGINFO.tag: _pkginfo_call, RESOLVE_FROM.tag: _resolve_from_call,
+    PKGINFO.tag: _pkginfo_call, RESOLVE_FROM.tag: _resolve_from_call,
 }
 
 

@@ -20,7 +20,7 @@ from microprune.model import (Diagnostic, Edge, Entry, External, Package, Reason
 from microprune.paths import display, is_within, normalise
 
 from .entries import EntryFinder
-from .hints import Hint, Narrowing, load_hints, load_narrowings
+from .hints import CallRule, Hint, Narrowing, load_calls, load_hints, load_narrowings
 from .resolve import Found, Resolver, outermost_node_modules, package_dir_of, split_package
 from .evaluate import WILDCARD
 from .scan import scan_source
@@ -71,6 +71,7 @@ class NodeSession:
         use_hints = request.options.get("use_hints", True)
         self.hints: dict[str, Hint] = load_hints() if use_hints else {}
         self.narrowings: dict[str, Narrowing] = load_narrowings() if use_hints else {}
+        self.calls: tuple[CallRule, ...] = load_calls() if use_hints else ()
         self._watched = frozenset(call for n in self.narrowings.values() for call in n.calls)
         self._call_args: dict[str, set[tuple[str, str]]] = {}   # method -> (calling package, first argument)
         self._narrowed: dict[tuple[Path, int, str], Narrowing] = {}     # (importer, line, spec) -> rule
@@ -186,7 +187,7 @@ class NodeSession:
         if name.endswith(".node") or SHARED_LIBRARY.search(name):
             return Scan(refs=needed_refs(data)) if is_elf(data) else Scan()
         result = scan_source(str(path), data, str(self.cwd), lambda spec: self._resolve_value(spec, path),
-                             self._watched)
+                             self._watched, self.calls)
         diagnostics = tuple(Diagnostic(d.code, d.message, path, d.line) for d in result.diagnostics
                             if d.code != "syntax-error" or self._is_app_file(path))
         return Scan(result.refs, diagnostics)
