@@ -23,6 +23,7 @@ from .errors import OutputError
 from .inventory import Inventory
 from .paths import display, is_within, normalise
 from .plan import PrunePlan
+from .progress import progress
 
 T = TypeVar("T")
 
@@ -90,8 +91,11 @@ def _write_tree(plan: PrunePlan, inventory: Inventory, layout: Layout, out: Path
         for sub in {layout.app_dir, layout.deps_dir}:
             (stage / sub).mkdir(parents=True, exist_ok=True)
         copied: list[Path] = []
-        for decision in plan.kept():
-            copied.append(_guarded(decision.path, _place, inventory, decision.path, stage, targets))
+        kept = list(plan.kept())
+        with progress().task("copying kept files", total=len(kept)) as bar:
+            for decision in kept:
+                copied.append(_guarded(decision.path, _place, inventory, decision.path, stage, targets))
+                bar.advance()
         for directory in plan.kept_dirs:     # namespace packages without kept files
             _guarded(directory, _make_dir, inventory, directory, stage, targets)
         for link in plan.dir_links:

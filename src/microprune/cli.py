@@ -154,7 +154,10 @@ def format_option(func: F) -> F:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="microprune")
-def cli() -> None:
+@click.option("-q", "--quiet", is_flag=True,
+              help="No progress bars and no warnings summary on stderr (errors are still shown).")
+@click.pass_context
+def cli(ctx: click.Context, quiet: bool) -> None:
     """Prune what an app does not use from its installed dependencies.
 
     microprune traces an app's imports from its entry points through its
@@ -166,7 +169,16 @@ def cli() -> None:
       microprune analyze APP     what would be kept and dropped
       microprune prune APP --out OUT
       microprune why APP NAME    why a distribution, module or file is kept
+
+    \b
+    Exit codes: 0 ok, 1 error (bad input, cannot write), 2 usage,
+    3 verification failed (a --smoke command did not pass).
     """
+    from . import progress
+
+    ctx.obj = {"quiet": quiet}
+    live = not quiet and sys.stderr.isatty() and not os.environ.get("CI")
+    progress.install(progress.RichReporter() if live else None)
 
 
 def _request(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[str, ...],
@@ -195,10 +207,15 @@ def _emit(report: dict[str, Any], fmt: str) -> None:
     if fmt == "json":
         click.echo(render_json(report), nl=False)
         return
-    click.echo(render_text(report), nl=False)
+    click.echo(render_text(report, color=sys.stdout.isatty()), nl=False)
     warnings = render_warnings(report)
-    if warnings:
+    if warnings and not _quiet():
         click.echo(warnings, err=True, nl=False)
+
+
+def _quiet() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.find_root().obj and ctx.find_root().obj.get("quiet"))
 
 
 @cli.command(epilog=EPILOG_ANALYZE)
@@ -440,7 +457,7 @@ def trace(entries: tuple[Path, ...], deps_paths: tuple[str, ...], runs: tuple[st
     else:
         click.echo("".join(f"{f}\n" for f in report["files"]), nl=False)
         warnings = render_warnings(report)
-        if warnings:
+        if warnings and not _quiet():
             click.echo(warnings, err=True, nl=False)
 
 
@@ -642,6 +659,9 @@ def main(argv: list[str] | None = None) -> int:
                    "(set MICROPRUNE_DEBUG=1 for a traceback, and please report it)", err=True)
         return 1
     finally:
+        from . import progress
+
+        progress.install(None)
         if signal.getsignal(signal.SIGTERM) is _raise_on_sigterm:
             signal.signal(signal.SIGTERM, previous)
 

@@ -86,12 +86,12 @@ def human_bytes(size: int) -> str:
     return f"{size} B"
 
 
-def render_text(report: dict[str, Any]) -> str:
+def render_text(report: dict[str, Any], color: bool = False) -> str:
     lines = [_headline(report)]
     for entry in report["entries"]:
         lines.append(f"entry: {entry['spec']} ({entry['kind']}, from {entry['origin']})")
     lines.append("")
-    lines.extend(_distribution_table(report["distributions"]))
+    lines.append(distribution_table(report["distributions"], color).rstrip("\n"))
     lines.append("")
     lines.extend(_totals_lines(report))
     if report.get("app_out"):
@@ -135,18 +135,45 @@ def _headline(report: dict[str, Any]) -> str:
     return f"{report['language']} app {report['app']}; {where}{detail}"
 
 
-def _distribution_table(rows: list[dict[str, Any]]) -> list[str]:
+MAX_TABLE_ROWS = 40
+
+
+def distribution_table(rows: list[dict[str, Any]], color: bool = False) -> str:
+    """Per distribution, by kept bytes (then dropped), rendered by rich; colour only for a terminal."""
     if not rows:
-        return ["(no distributions installed)"]
+        return "(no distributions installed)\n"
+    import io
+
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
     rows = sorted(rows, key=lambda r: (-r["kept_bytes"], -r["dropped_bytes"], r["name"].lower()))
-    width = max(12, *(len(r["name"]) for r in rows))
-    header = f"{'distribution':<{width}}  {'version':<12} {'kept':>10} {'dropped':>10}  status"
-    out = [header, "-" * len(header)]
-    for r in rows:
-        status = "used" if r["used"] else "unused"
-        out.append(f"{r['name']:<{width}}  {r['version'][:12]:<12} {human_bytes(r['kept_bytes']):>10} "
-                   f"{human_bytes(r['dropped_bytes']):>10}  {status}")
-    return out
+    table = Table(box=box.SIMPLE_HEAD, show_footer=len(rows) > 1, pad_edge=False)
+    kept_total, dropped_total = sum(r["kept_bytes"] for r in rows), sum(r["dropped_bytes"] for r in rows)
+    table.add_column("distribution", footer=f"{len(rows)} distributions", overflow="fold")
+    table.add_column("version", max_width=16, overflow="ellipsis")
+    table.add_column("kept", justify="right", footer=human_bytes(kept_total))
+    table.add_column("dropped", justify="right", footer=human_bytes(dropped_total))
+    table.add_column("kept %", justify="right", footer=_share(kept_total, dropped_total))
+    table.add_column("status")
+    for r in rows[:MAX_TABLE_ROWS]:
+        status = "[green]used[/]" if r["used"] else "[dim]unused[/]"
+        table.add_row(r["name"], r["version"], human_bytes(r["kept_bytes"]), human_bytes(r["dropped_bytes"]),
+                      _share(r["kept_bytes"], r["dropped_bytes"]), status)
+    if len(rows) > MAX_TABLE_ROWS:
+        rest = rows[MAX_TABLE_ROWS:]
+        table.add_row(f"... {len(rest)} more", "", human_bytes(sum(r["kept_bytes"] for r in rest)),
+                      human_bytes(sum(r["dropped_bytes"] for r in rest)), "", "")
+    sink = io.StringIO()
+    Console(file=sink, width=110, force_terminal=color, no_color=not color, highlight=False,
+            emoji=False).print(table)
+    lines = [line.rstrip() for line in sink.getvalue().splitlines()]
+    return "\n".join(line for i, line in enumerate(lines) if line or 0 < i < len(lines) - 1) + "\n"
+
+
+def _share(kept: int, dropped: int) -> str:
+    return f"{100 * kept / (kept + dropped):.0f}%" if kept + dropped else "-"
 
 
 def _totals_lines(report: dict[str, Any]) -> list[str]:

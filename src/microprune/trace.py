@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .analyzer import Session
 from .model import Diagnostic, Edge, Entry, External, Parent, Provenance, Reason, Resolved, Scan, Unresolved
+from .progress import Task, progress
 
 # Scans are pure, so a batch of them can run in forked workers. Below this many files the
 # fork and pickling cost more than they save.
@@ -159,19 +160,24 @@ class _Tracer:
 
     def run(self) -> Trace:
         try:
-            while self.queue:
-                while self.queue:
-                    batch = list(self.queue)
-                    self.queue.clear()
-                    self.process_batch(batch)
-                    self.depth += 1
-                for edge, importer, line in self.session.deferred():
-                    self.emit(edge, Parent(importer, line, edge.reason, edge.detail), firm=False)
+            with progress().task("tracing imports", total=None) as bar:
+                self._drain(bar)
         finally:
             if self.pool is not None:
                 self.pool.shutdown(cancel_futures=True)
         self.trace.diagnostics = [self._soften(d) for d in self.trace.diagnostics]
         return self.trace
+
+    def _drain(self, bar: Task) -> None:
+        while self.queue:
+            while self.queue:
+                batch = list(self.queue)
+                self.queue.clear()
+                self.process_batch(batch)
+                bar.advance(len(batch))
+                self.depth += 1
+            for edge, importer, line in self.session.deferred():
+                self.emit(edge, Parent(importer, line, edge.reason, edge.detail), firm=False)
 
     def _soften(self, diagnostic: Diagnostic) -> Diagnostic:
         if diagnostic.code == "unresolved" and diagnostic.path not in self.trace.certain:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from microprune.analyzer import Request
+from microprune.errors import MicropruneError
 
 if TYPE_CHECKING:
     from .session import NodeSession
@@ -48,6 +49,11 @@ class NodeAnalyzer:
         return {"HOME": str(home)}, ("NODE_PATH", "NODE_OPTIONS")
 
     def open(self, request: Request) -> NodeSession:
-        from .session import NodeSession
-
+        try:
+            from .session import NodeSession
+        except ImportError as err:
+            if (err.name or "").startswith("tree_sitter"):
+                raise MicropruneError("the Node analyzer needs its parser, which is an extra: "
+                                      "pip install 'microprune[node]'") from err
+            raise
         return NodeSession(request)
