@@ -4,7 +4,8 @@ Each case is a small app written here that uses one package the way its users do
 plain import trace misses:
 
 - pino runs its transports in worker threads and loads them by name (`pino({ transport })`,
-  `pino.transport({ targets })`; also the options built in a variable and chosen by `?:`);
+  `pino.transport({ targets })`; also the options built in a variable and chosen by `?:`;
+  Fastify's `logger.transport`, from a table indexed by the environment);
 - sharp loads `@img/sharp-<platform>/sharp.node` (0.35: a literal per platform; 0.34: a computed
   name, which only the hint knows), which needs `@img/sharp-libvips-<platform>`;
 - bcrypt 6 finds its addon with node-gyp-build under `prebuilds/<platform>`;
@@ -41,7 +42,7 @@ pytestmark = [pytest.mark.network, needs_node]
 SMOKE_TIMEOUT = "60"             # verify's bound on the smoke command, in seconds
 
 # One install for most cases (current versions); sharp 0.34 (computed platform name) on its own.
-DEPS = {"pino": "^10.0.0", "pino-pretty": "^13.0.0", "sharp": "^0.35.0", "bcrypt": "^6.0.0",
+DEPS = {"pino": "^10.0.0", "pino-pretty": "^13.0.0", "fastify": "^5.0.0", "sharp": "^0.35.0", "bcrypt": "^6.0.0",
         "swagger-ui-dist": "^5.17.0", "moment": "^2.30.1", "express": "^5.1.0", "ejs": "^3.1.10 || ^7.0.0",
         "pug": "^3.0.3"}
 SHARP_034 = {"sharp": "~0.34.0"}
@@ -125,6 +126,35 @@ multi.info({ n: 42 }, 'hello multi');
     smoke="node main.mjs && node check.js",
     damage="pino-pretty",
     entry="main.mjs",
+)
+
+FASTIFY = Case(
+    name="fastify-logger-transport",
+    files={"main.js": """'use strict';
+// Fastify hands logger.transport to pino, which loads the target by name in a worker thread; the
+// logger options come from a table indexed by the environment (Fastify's documented pattern).
+const path = require('path');
+const Fastify = require('fastify');
+const envToLogger = {
+  development: { transport: { target: 'pino-pretty',
+    options: { destination: path.join(__dirname, 'logs', 'fastify.log'), colorize: false, mkdir: true } } },
+  production: true,
+  test: false,
+};
+const app = Fastify({ logger: envToLogger[process.env.NODE_ENV || 'development'] ?? true });
+app.get('/', async () => ({ hello: 'world' }));
+app.inject({ method: 'GET', url: '/' }).then((res) => {     // no socket: fastify's own injection
+  if (res.statusCode !== 200 || res.json().hello !== 'world') throw new Error(res.body);
+  app.log.info('fastify says hi');
+  return app.close();
+});
+""", "check.js": """'use strict';
+const text = require('fs').readFileSync(require('path').join(__dirname, 'logs', 'fastify.log'), 'utf8');
+if (!/INFO.*fastify says hi/.test(text) || !/incoming request/.test(text)) throw new Error('fastify.log: ' + text);
+console.log('fastify ok');
+"""},
+    smoke="node main.js && node check.js",
+    damage="pino-pretty",
 )
 
 # --- sharp --------------------------------------------------------------------------------------
@@ -291,7 +321,7 @@ PUG = Case(
     damage="pug",
 )
 
-CASES = [PINO, PINO_ESM_CONFIG, SHARP, SHARP_ESM, SHARP_OLD, BCRYPT, SWAGGER, MOMENT, EJS, PUG]
+CASES = [PINO, PINO_ESM_CONFIG, FASTIFY, SHARP, SHARP_ESM, SHARP_OLD, BCRYPT, SWAGGER, MOMENT, EJS, PUG]
 
 
 # --- helpers ------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import posixpath
 import re
 from collections.abc import Callable, Iterator
 from functools import lru_cache
+from itertools import islice
 from typing import Any
 
 import tree_sitter_javascript
@@ -49,6 +50,7 @@ _QUERY_SOURCE = """
 MAX_CLIMB = 24
 # How deep a [[call]] argument is followed (properties, variables, branches) before giving up.
 MAX_SELECT_DEPTH = 32
+MAX_SELECTED = 256          # ... and how many expressions one path of one call may name
 # `const x = <one of these>` may bind a module we model (fs, path ...) or a path.
 _BINDABLE_VALUES = frozenset({
     "call_expression", "identifier", "member_expression", "string", "template_string", "binary_expression",
@@ -443,7 +445,7 @@ class _Scanner:
             for path in rule.require:
                 index, *segments = path.split(".")
                 if int(index) < len(args):
-                    for leaf in self._select(args[int(index)], segments, 0, frozenset()):
+                    for leaf in islice(self._select(args[int(index)], segments, 0, frozenset()), MAX_SELECTED):
                         self.require_arg(leaf, node, "require")
 
     def _select(self, node: Node, segments: list[str], depth: int, seen: frozenset[str]) -> Iterator[Node]:
