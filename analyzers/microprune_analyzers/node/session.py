@@ -240,7 +240,7 @@ class NodeSession:
         files = self._glob(pattern, dot=False, module_extensions=True)
         self._code.update(self.inventory.canonical(f) for f in files)
         if not files:
-            return Unresolved(f"no file matches {ref.target!r}", ())
+            return Unresolved(f"no file matches {ref.target.replace(WILDCARD, '*')!r}", ())
         return Resolved(tuple(Edge(p, Reason.DYNAMIC, ref.target) for p in files))
 
     def _narrowing_for(self, ref: Ref, importer: Path) -> Narrowing | None:
