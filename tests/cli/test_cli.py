@@ -15,14 +15,22 @@ from tests.cli.helpers import assert_no_traceback, basic_app, run_cli, snapshot
 TOTAL_KEYS = {"kept_bytes", "dropped_bytes", "kept_files", "dropped_files"}
 
 
+ALL_COMMANDS = ("analyze", "prune", "why", "trace", "image", "run", "verify", "report")
+
+
 def test_help_teaches_every_command() -> None:
-    for command in ("analyze", "prune", "why"):
+    top = run_cli("--help")
+    assert top.code == 0
+    listed = {line.split()[0] for line in top.out.split("Commands:", 1)[1].splitlines() if line.strip()}
+    assert listed == set(ALL_COMMANDS), listed          # a new command must join this test
+    assert "3 verification failed" in " ".join(top.out.split())
+    for command in ALL_COMMANDS:
         result = run_cli(command, "--help")
         assert result.code == 0
-        assert "Examples:" in result.out
-        assert "--deps" in result.out
-    top = run_cli("--help")
-    assert all(c in top.out for c in ("analyze", "prune", "why"))
+        examples = result.out.split("Examples:", 1)
+        assert len(examples) == 2 and f"microprune {command}" in examples[1], command
+    for command in ("analyze", "prune", "why", "image", "report"):
+        assert "--deps" in run_cli(command, "--help").out
 
 
 def test_version() -> None:
