@@ -754,6 +754,7 @@ def main(argv: list[str]) -> int:
         return 0 if error is None else 1
 
     mp = microprune_command(args.microprune)
+    log(smokelib.compile_microprune(mp.cmd, mp.env))       # as an installed copy has it
     try:
         tools = ensure_tools(ws)
     except BenchError as exc:

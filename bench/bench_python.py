@@ -453,6 +453,7 @@ def main(argv: list[str]) -> int:
         print("smoke: pass" if error is None else f"smoke: FAIL\n{error}")
         return 0 if error is None else 1
     microprune = microprune_command(args.microprune)
+    log(smokelib.compile_microprune(microprune))           # as an installed copy has it
     args.cache.mkdir(parents=True, exist_ok=True)
     rows = [measure_app(load_spec(name), args.cache.resolve(), microprune, args.runs, args.sabotage)
             for name in (args.app or all_app_names())]
