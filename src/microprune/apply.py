@@ -92,9 +92,10 @@ def _write_tree(plan: PrunePlan, inventory: Inventory, layout: Layout, out: Path
             (stage / sub).mkdir(parents=True, exist_ok=True)
         copied: list[Path] = []
         kept = list(plan.kept())
+        linked: dict[tuple[int, int], Path] = {}      # hardlinked inputs stay hardlinked in OUT
         with progress().task("copying kept files", total=len(kept)) as bar:
             for decision in kept:
-                copied.append(_guarded(decision.path, _place, inventory, decision.path, stage, targets))
+                copied.append(_guarded(decision.path, _place, inventory, decision.path, stage, targets, linked))
                 bar.advance()
         for directory in plan.kept_dirs:     # namespace packages without kept files
             _guarded(directory, _make_dir, inventory, directory, stage, targets)
@@ -174,14 +175,15 @@ def _destination(inventory: Inventory, path: Path, stage: Path, targets: dict[st
     return dest
 
 
-def _place(inventory: Inventory, path: Path, stage: Path, targets: dict[str, str]) -> Path:
+def _place(inventory: Inventory, path: Path, stage: Path, targets: dict[str, str],
+           linked: dict[tuple[int, int], Path] | None = None) -> Path:
     dest = _destination(inventory, path, stage, targets)
     dest.parent.mkdir(parents=True, exist_ok=True)
     info = inventory.files[path]
     if info.link is not None:
         _place_link(inventory, path, info.link, stage, targets)
     else:
-        _copy_file(path, dest, info.mode)
+        _copy_file(path, dest, info.mode, linked)
     return dest
 
 
@@ -197,12 +199,20 @@ def _place_link(inventory: Inventory, link: Path, target: Path, stage: Path, tar
     os.symlink(os.path.relpath(dest_target, dest.parent), dest)
 
 
-def _copy_file(source: Path, dest: Path, mode: int) -> None:
+def _copy_file(source: Path, dest: Path, mode: int, linked: dict[tuple[int, int], Path] | None = None) -> None:
+    """Copy one regular file (never through a link). A file hardlinked to one already copied
+    becomes a hardlink to that copy: the same bytes once, as in the input."""
     src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         st = os.fstat(src)
         if not stat.S_ISREG(st.st_mode):
             raise OutputError(f"{display(source)} changed into a non-regular file while running")
+        key = (st.st_dev, st.st_ino)
+        if linked is not None and st.st_nlink > 1:
+            if key in linked:
+                os.link(linked[key], dest)
+                return
+            linked[key] = dest
         # Keep the execute bits, normalise the rest: no setuid, no world-writable files.
         out_mode = 0o755 if mode & 0o111 else 0o644
         dst = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, out_mode)

@@ -224,6 +224,7 @@ def _add_system_files(layer: Layer) -> None:
 def _add_tree(layer: Layer, top: Path, image_dir: str, left_out: LeftOut, never_ship: bool,
               ignore: list[tuple[bool, str]] | None = None, skip: set[Path] | None = None) -> None:
     layer.add_dir(image_dir)
+    inodes: dict[tuple[int, int], list[str]] = {}
     for directory, dirs, names in os.walk(top):
         here = Path(directory)
         rel_dir = here.relative_to(top).as_posix()
@@ -255,6 +256,20 @@ def _add_tree(layer: Layer, top: Path, image_dir: str, left_out: LeftOut, never_
                 layer.add_symlink(f"{image_dir}/{rel}", os.readlink(path))
             elif stat.S_ISREG(st.st_mode):
                 layer.add_file(f"{image_dir}/{rel}", path, executable=bool(st.st_mode & 0o111))
+                if st.st_nlink > 1:
+                    inodes.setdefault((st.st_dev, st.st_ino), []).append(f"{image_dir}/{rel}")
+    _link_shared_inodes(layer, inodes)
+
+
+def _link_shared_inodes(layer: Layer, inodes: dict[tuple[int, int], list[str]]) -> None:
+    """Files that are one inode in the tree are one file and hardlinks in the layer. The link
+    target is the first of them in the layer's (sorted) order, so it precedes its links."""
+    for paths in inodes.values():
+        if len(paths) > 1:
+            first = min(paths)
+            for other in paths:
+                if other != first:
+                    layer.add_hardlink(other, first)
 
 
 def _never_ship(name: str, rel: str, path: Path, ignore: list[tuple[bool, str]] | None) -> str | None:
