@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cases import FIXTURES, copy_case
 from tests.cli.helpers import assert_no_traceback, basic_app, run_cli, snapshot
 
 TOTAL_KEYS = {"kept_bytes", "dropped_bytes", "kept_files", "dropped_files"}
@@ -284,3 +285,20 @@ def test_two_prunes_write_identical_trees(tmp_path: Path) -> None:
         for key in ("app_out", "deps_out", "run"):
             report.pop(key)
     assert reports[0] == reports[1]
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"entrypoint": "x"}, "unknown key(s) entrypoint; known keys: deps, entry, keep, language, node-version, python-version"),
+    ({"keep": 3}, "keep must be a string or a list of strings"),
+    ({"node-version": 22}, "node-version must be a string"),
+])
+def test_bad_package_json_config_is_a_usage_error(tmp_path: Path, config: dict[str, object], message: str) -> None:
+    root = copy_case(FIXTURES / "node" / "basic", tmp_path)
+    manifest = root / "app" / "package.json"
+    data = json.loads(manifest.read_text())
+    data["microprune"] = config
+    manifest.write_text(json.dumps(data))
+    result = run_cli("analyze", root / "app", "--deps", root / "deps")
+    assert result.code == 2, result.err
+    assert message in result.err and "package.json" in result.err
+    assert_no_traceback(result)
