@@ -21,7 +21,7 @@ import click
 from . import __version__
 from .analyzer import Request
 from .config import add_keep_patterns, load_config
-from .errors import MicropruneError
+from .errors import MicropruneError, OutputError
 from .paths import display, normalise
 from .pipeline import analyze as run_analyze
 from .pipeline import prune as run_prune
@@ -133,18 +133,30 @@ def artifact_options(func: F) -> F:
                              "dropped, totals, top packages, and why each file is kept.")(func)
 
 
+def _check_artifacts(html: Path | None, sbom: Path | None) -> None:
+    """Before any work: a report file must go into a directory that exists."""
+    for flag, path in (("--html", html), ("--sbom", sbom)):
+        if path is not None and not normalise(path).parent.is_dir():
+            raise click.BadParameter(f"{display(normalise(path).parent)} is not a directory", param_hint=flag)
+
+
 def _write_artifacts(analysis: Any, report: dict[str, Any], html: Path | None, sbom: Path | None) -> None:
     from .htmlreport import page_data, write_html
     from .sbom import build_sbom, write_sbom
 
-    if html is not None:
-        write_html(normalise(html), page_data(analysis.session, analysis.trace, analysis.plan, report))
-        report["html"] = display(normalise(html))
-    if sbom is not None:
-        session = analysis.session
-        write_sbom(normalise(sbom), build_sbom(analysis.plan, list(session.packages()), session.app_root.name,
-                                               session.language))
-        report["sbom"] = display(normalise(sbom))
+    try:
+        if html is not None:
+            write_html(normalise(html), page_data(analysis.session, analysis.trace, analysis.plan, report))
+            report["html"] = display(normalise(html))
+        if sbom is not None:
+            session = analysis.session
+            write_sbom(normalise(sbom), build_sbom(analysis.plan, list(session.packages()), session.app_root.name,
+                                                   session.language))
+            report["sbom"] = display(normalise(sbom))
+    except OSError as err:
+        target = html if html is not None and "html" not in report else sbom
+        raise OutputError(f"cannot write {display(normalise(target or Path('.')))}: "
+                          f"{err.strerror or err.__class__.__name__}") from err
 
 
 def format_option(func: F) -> F:
@@ -226,6 +238,7 @@ def analyze(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[
             target: TargetFlags, language: str | None, html: Path | None, sbom: Path | None, fmt: str) -> None:
     """Show what would be kept and dropped, per distribution. Changes nothing (but --html/--sbom files)."""
     request, language = _request(app, deps, entries, keep, target, language)
+    _check_artifacts(html, sbom)
     _check_deps_exist(request)
     analysis = run_analyze(request, language)
     report = analysis.report("analyze")
@@ -251,6 +264,7 @@ def report(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[s
     if html is None and sbom is None:
         raise click.UsageError("give --html FILE and/or --sbom FILE (the reports to write)")
     request, language = _request(app, deps, entries, keep, target, language)
+    _check_artifacts(html, sbom)
     _check_deps_exist(request)
     analysis = run_analyze(request, language)
     result = analysis.report("report")
@@ -295,6 +309,7 @@ def prune(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[st
     holds the same report as --format json.
     """
     request, language = _request(app, deps, entries, keep, target, language)
+    _check_artifacts(html, sbom)
     _check_deps_exist(request)
     request = replace(request, options={**request.options, "bytecode": bytecode, "strip": strip})
     if repair and not smoke:
@@ -505,6 +520,7 @@ def image(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[st
     from .image.build import ImageOptions, build_image
 
     request, language = _request(app, deps, entries, keep, target, language)
+    _check_artifacts(html, sbom)
     _check_deps_exist(request)
     for item in env:
         if "=" not in item:

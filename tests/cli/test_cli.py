@@ -302,3 +302,16 @@ def test_bad_package_json_config_is_a_usage_error(tmp_path: Path, config: dict[s
     assert result.code == 2, result.err
     assert message in result.err and "package.json" in result.err
     assert_no_traceback(result)
+
+
+def test_report_files_that_cannot_be_written_are_clear_errors(tmp_path: Path) -> None:
+    app, deps = basic_app(tmp_path)
+    out = tmp_path / "out"
+    missing_dir = run_cli("prune", app, "--deps", deps, "--out", out, "--html", tmp_path / "nope" / "r.html")
+    assert missing_dir.code == 2 and "--html" in missing_dir.err and "is not a directory" in missing_dir.err
+    assert not out.exists()                              # refused before any work
+    unwritable = run_cli("report", app, "--deps", deps, "--sbom", "/proc/sbom.json")
+    assert unwritable.code == 1, unwritable.err
+    assert unwritable.err.startswith("microprune: error: cannot write /proc/sbom.json")
+    assert_no_traceback(unwritable)
+    assert run_cli("report", app, "--deps", deps).code == 2       # nothing to write: usage error
