@@ -159,3 +159,28 @@ def read_png(data: bytes) -> tuple[int, int, list[tuple[int, int, int]]]:
         pixels.extend(tuple(line[i:i + 3]) for i in range(0, stride, step))  # type: ignore[misc]
         previous = line
     return width, height, pixels
+
+
+def test_hostile_file_names_are_data_not_markup(tmp_path: Path) -> None:
+    """File names are the input's: `</script>`, quotes, markup and bytes that are not UTF-8
+    must be shown as text, never run, and never stop the page."""
+    app, deps = make_app(tmp_path / "src", files=200)
+    # "/" cannot be in a name, but a path joins names with it: bigpkg/</script><script>...</script>.txt
+    hostile = ["<", "<script>document.title='pwned';<", "script>.txt"]
+    nested = deps / "bigpkg" / hostile[0] / ("script>" + hostile[1])
+    nested.mkdir(parents=True)
+    (nested / hostile[2]).write_text("data\n")
+    for name in ("<img src=x onerror=alert(1)>.txt", "quote\"and'apostrophe.txt"):
+        (deps / "bigpkg" / name).write_text("data\n")
+    os.mkdir(os.fsencode(deps / "bigpkg") + b"/caf\xe9-dir")
+    (Path(os.fsdecode(os.fsencode(deps / "bigpkg") + b"/caf\xe9-dir")) / "x.txt").write_text("x\n")
+    page = tmp_path / "hostile.html"
+    result = run_cli("report", app, "--deps", deps, "--html", page)
+    assert result.code == 0, result.err
+    text = page.read_text(encoding="utf-8")
+    assert "bigpkg/\\u003c/script>\\u003cscript>document.title" in text     # the names are in the data ...
+    assert "caf\\\\xe9-dir/x.txt" in text                                   # ... \xNN for bytes that are not UTF-8
+    dom = browse(page, "path=bigpkg/bigpkg", tmp_path, "--dump-dom")
+    assert "pwned" not in dom.split("<title>", 1)[1].split("</title>", 1)[0]
+    assert re.search(r'data-shapes="\d+"', dom), "the page's script did not run to the end"
+    assert "<img src=" not in dom.split('id="microprune-data"', 1)[0]   # never parsed as markup
