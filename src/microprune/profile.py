@@ -35,7 +35,8 @@ def record_profile(request: Request, commands: tuple[str, ...], out: Path, timeo
         with tempfile.TemporaryDirectory(prefix="microprune-profile-") as scratch:
             log = Path(scratch) / "seen.log"
             env = dict(os.environ)
-            overrides, removed = analyzer.profile_environment(session.app_root, session.deps_root, log)
+            overrides, removed = analyzer.profile_environment(session.app_root, session.deps_root, log,
+                                                              session.describe())
             for name in removed:
                 env.pop(name, None)
             env.update(overrides)

@@ -85,3 +85,18 @@ def test_a_run_that_ends_on_sigterm_is_recorded_and_the_deps_stay_untouched(tmp_
     assert data["runs"][0]["exit_code"] == 143
     assert any(f.endswith("plug/hidden.py") for f in data["files"]), data["files"]
     assert sorted(p.relative_to(deps).as_posix() for p in deps.rglob("*")) == before
+
+
+def test_recording_sees_the_deps_not_the_host_site_packages(tmp_path: Path) -> None:
+    """The recorder needs `site`, but the run must not see the host's site-packages (where pip
+    always is): a host package would stand in for a dependency the app lacks, and host .pth
+    files would run against the user's deps."""
+    app, deps = _python_app(tmp_path)
+    profile = tmp_path / "host.profile"
+    run = ("python3 -c \"import importlib.util as u, plug.hidden; "
+           "raise SystemExit(0 if u.find_spec('pip') is None else 7)\"")
+    rec = run_cli("trace", app, "--deps", deps, "--run", run, "--out", profile, "--format", "json")
+    assert rec.code == 0, rec.err
+    data = json.loads(profile.read_text())
+    assert data["runs"][0]["exit_code"] == 0, "pip from the host's site-packages was importable"
+    assert any(f.endswith("plug/hidden.py") for f in data["files"])        # the recorder still ran

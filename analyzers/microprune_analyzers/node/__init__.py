@@ -32,8 +32,8 @@ class NodeAnalyzer:
 
     ancestor_search_dirs: ClassVar[tuple[str, ...]] = ("node_modules",)
 
-    def profile_environment(self, app_dir: Path, deps_dir: Path | None,
-                            log: Path) -> tuple[dict[str, str], tuple[str, ...]]:
+    def profile_environment(self, app_dir: Path, deps_dir: Path | None, log: Path,
+                            target: dict[str, Any]) -> tuple[dict[str, str], tuple[str, ...]]:
         """A --require recorder of CommonJS loads and fs reads that registers an ESM resolve hook."""
         hook = Path(__file__).with_name("profile_hook") / "record.cjs"
         env = {"NODE_OPTIONS": f"--require {hook}", "MICROPRUNE_PROFILE_LOG": str(log)}

@@ -32,29 +32,37 @@ class PythonAnalyzer:
         r"FileNotFoundError: \[Errno 2\] No such file or directory: '([^']+)'",
     )
 
-    def profile_environment(self, app_dir: Path, deps_dir: Path | None,
-                            log: Path) -> tuple[dict[str, str], tuple[str, ...]]:
-        """An audit-hook recorder loaded by `site` (sitecustomize) ahead of the deps and the app."""
+    def profile_environment(self, app_dir: Path, deps_dir: Path | None, log: Path,
+                            target: dict[str, Any]) -> tuple[dict[str, str], tuple[str, ...]]:
+        """An audit-hook recorder loaded by `site` (sitecustomize) ahead of the deps and the app.
+
+        `python`/`python3` on PATH are the target interpreter seen through an empty virtual
+        environment (a pyvenv.cfg without system site-packages, beside the log): `site` runs,
+        so the recorder loads, but the host's site-packages and their .pth files do not (a
+        host package must not stand in for a missing dep, nor a .pth touch the deps)."""
         hook = Path(__file__).with_name("profile_hook")
         from .env import site_packages_of
 
+        real = _target_interpreter(target)
+        venv = log.parent / "venv"
+        (venv / "bin").mkdir(parents=True)
+        (venv / "pyvenv.cfg").write_text(f"home = {real.parent}\ninclude-system-site-packages = false\n",
+                                         encoding="utf-8")
+        for name in ("python", "python3", f"python{real.name.removeprefix('python')}"):
+            (venv / "bin" / name).symlink_to(real)
         deps = site_packages_of(deps_dir) if deps_dir is not None else None
         parts = [str(hook), *([str(deps)] if deps else []), str(app_dir), str(app_dir / "src")]
         # no bytecode writes: recording a run must not add __pycache__ to the user's deps
-        return {"PYTHONPATH": os.pathsep.join(parts), "MICROPRUNE_PROFILE_LOG": str(log),
-                "PYTHONDONTWRITEBYTECODE": "1"}, ()
+        return ({"PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+                 "PYTHONPATH": os.pathsep.join(parts), "MICROPRUNE_PROFILE_LOG": str(log),
+                 "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1"},
+                ("PYTHONHOME", "VIRTUAL_ENV", "PYTHONUSERBASE"))
 
     def smoke_environment(self, app_out: Path, deps_out: Path, target: dict[str, Any],
                           scratch: Path) -> tuple[dict[str, str], tuple[str, ...]]:
         """`python`/`python3` run the target interpreter with -S (no site-packages of the host),
         with the pruned deps and the app on PYTHONPATH."""
-        from .runtime import find_interpreter
-
-        major, _, minor = str(target.get("python_version", "")).partition(".")
-        version = (int(major), int(minor)) if major.isdigit() and minor.isdigit() else None
-        import sys
-
-        real = find_interpreter(version or (sys.version_info[0], sys.version_info[1]))
+        real = _target_interpreter(target)
         shims = scratch / "bin"
         shims.mkdir()
         for name in ("python", "python3", f"python{real.name.removeprefix('python')}"):
@@ -70,3 +78,14 @@ class PythonAnalyzer:
         from .session import PythonSession
 
         return PythonSession(request)
+
+
+def _target_interpreter(target: dict[str, Any]) -> Path:
+    """The local interpreter of the target's Python version (else this one's)."""
+    import sys
+
+    from .runtime import find_interpreter
+
+    major, _, minor = str(target.get("python_version", "")).partition(".")
+    version = (int(major), int(minor)) if major.isdigit() and minor.isdigit() else None
+    return find_interpreter(version or (sys.version_info[0], sys.version_info[1]))
