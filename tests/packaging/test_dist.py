@@ -5,6 +5,7 @@ Network: the build backend and the dependencies come from PyPI."""
 from __future__ import annotations
 
 import email.parser
+import re
 import os
 import subprocess
 import sys
@@ -52,6 +53,8 @@ def test_requirements_are_per_language(dist: Path) -> None:
     requires = meta.get_all("Requires-Dist") or []
     always = [r for r in requires if "extra ==" not in r]
     assert not [r for r in always if r.startswith(("tree-sitter", "docker"))], always
+    # what every user needs, and nothing else: the CLI, its text output, TOML before 3.11
+    assert {re.split(r"[<>=;! \[]", r, maxsplit=1)[0] for r in always} == {"click", "rich", "tomli"}, always
     assert any(r.startswith("tree-sitter") and "extra == 'node'" in r.replace('"', "'") for r in requires), requires
     assert any(r.startswith("docker") and "extra == 'docker'" in r.replace('"', "'") for r in requires), requires
 
