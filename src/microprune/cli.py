@@ -160,8 +160,20 @@ def _write_artifacts(analysis: Any, report: dict[str, Any], html: Path | None, s
 
 
 def format_option(func: F) -> F:
+    func = click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_quiet_after_command,
+                        help="No progress bars and no warnings summary (also accepted before the command).")(func)
     return click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
                         help="Output format; json is sorted and stable, with a schema_version.")(func)
+
+
+def _quiet_after_command(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """`microprune prune ... -q` means what `microprune -q prune ...` does."""
+    if value:
+        from . import progress
+
+        root = ctx.find_root()
+        root.obj = {**(root.obj or {}), "quiet": True}
+        progress.install(None)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -52,6 +52,9 @@ def test_progress_shows_on_a_terminal_only_and_never_with_quiet(tmp_path: Path) 
     assert code == 0, terminal
     assert "tracing imports" not in terminal and "copying" not in terminal
     assert "warnings:" not in terminal                        # --quiet: no summary either
+    code, _, terminal = run_on_a_terminal("prune", app, "--deps", deps, "--out", tmp_path / "b2", "--quiet")
+    assert code == 0, terminal
+    assert "tracing imports" not in terminal and "warnings:" not in terminal   # after the command too
     piped = run_cli("prune", app, "--deps", deps, "--out", tmp_path / "c")
     assert piped.code == 0
     assert "tracing imports" not in piped.err and "\x1b[" not in piped.err + piped.out
