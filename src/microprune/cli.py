@@ -249,13 +249,20 @@ def _quiet() -> bool:
 def analyze(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[str, ...],
             target: TargetFlags, language: str | None, html: Path | None, sbom: Path | None, fmt: str) -> None:
     """Show what would be kept and dropped, per distribution. Changes nothing (but --html/--sbom files)."""
+    _emit(_analyze_with_artifacts("analyze", app, deps, entries, keep, target, language, html, sbom), fmt)
+
+
+def _analyze_with_artifacts(command: str, app: Path, deps: Path | None, entries: tuple[str, ...],
+                            keep: tuple[str, ...], target: TargetFlags, language: str | None,
+                            html: Path | None, sbom: Path | None) -> dict[str, Any]:
+    """analyze and report: the plan's report, after writing the --html/--sbom files asked for."""
     request, language = _request(app, deps, entries, keep, target, language)
     _check_artifacts(html, sbom)
     _check_deps_exist(request)
     analysis = run_analyze(request, language)
-    report = analysis.report("analyze")
-    _write_artifacts(analysis, report, html, sbom)
-    _emit(report, fmt)
+    result = analysis.report(command)
+    _write_artifacts(analysis, result, html, sbom)
+    return result
 
 
 EPILOG_REPORT = """\b
@@ -275,12 +282,7 @@ def report(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[s
     and/or --sbom (CycloneDX). Prints the summary too. Changes nothing else."""
     if html is None and sbom is None:
         raise click.UsageError("give --html FILE and/or --sbom FILE (the reports to write)")
-    request, language = _request(app, deps, entries, keep, target, language)
-    _check_artifacts(html, sbom)
-    _check_deps_exist(request)
-    analysis = run_analyze(request, language)
-    result = analysis.report("report")
-    _write_artifacts(analysis, result, html, sbom)
+    result = _analyze_with_artifacts("report", app, deps, entries, keep, target, language, html, sbom)
     _emit(result, fmt)
     if fmt == "text":
         for kind in ("html", "sbom"):
