@@ -17,6 +17,7 @@ import contextlib
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -213,8 +214,8 @@ def compile_microprune(command: list[str] | tuple[str, ...], env: dict[str, str]
     first = command[0]
     if len(command) >= 3 and command[1] == "-m":
         interpreter = first
-    elif os.path.isfile(first) or shutil_which(first):
-        path = first if os.path.isfile(first) else shutil_which(first)
+    elif os.path.isfile(first) or shutil.which(first):
+        path = first if os.path.isfile(first) else shutil.which(first)
         with open(path, "rb") as handle:                       # type: ignore[arg-type]
             line = handle.readline().decode("utf-8", "replace")
         if line.startswith("#!") and "python" in line:
@@ -227,9 +228,3 @@ def compile_microprune(command: list[str] | tuple[str, ...], env: dict[str, str]
     proc = subprocess.run([interpreter, "-c", code], capture_output=True, text=True, timeout=300,
                           env={k: v for k, v in (env or os.environ).items() if k != "PYTHONDONTWRITEBYTECODE"})
     return "microprune's bytecode: compiled" if proc.returncode == 0 else f"microprune's bytecode: {proc.stderr[-200:]}"
-
-
-def shutil_which(name: str) -> str | None:
-    import shutil
-
-    return shutil.which(name)

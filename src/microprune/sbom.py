@@ -104,7 +104,12 @@ _COMMON_SPDX_IDS = frozenset({
 })
 
 
+def render_sbom(bom: dict[str, Any]) -> str:
+    """The one serialisation: `--sbom FILE` and the copy inside an image are the same bytes."""
+    return json.dumps(bom, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
 def write_sbom(path: Path, bom: dict[str, Any]) -> None:
     from .paths import write_text_atomically
 
-    write_text_atomically(path, json.dumps(bom, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    write_text_atomically(path, render_sbom(bom))

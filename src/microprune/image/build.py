@@ -7,7 +7,6 @@ image holds is exactly what `prune` would write, minus what must never ship.
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 import stat
 import tempfile
@@ -19,7 +18,7 @@ from ..analyzer import ImageRuntime, Request
 from ..errors import UsageError
 from ..paths import display, normalise
 from ..pipeline import prune
-from ..sbom import build_sbom
+from ..sbom import build_sbom, render_sbom
 from .base import BaseImage, load_base
 from .hostfs import HostFiles
 from .layer import Layer
@@ -93,7 +92,7 @@ def build_image(request: Request, options: ImageOptions) -> tuple[Any, dict[str,
         _add_tree(app_layer, written.app_out, app_out, left_out, never_ship=True, ignore=ignore, skip=skip)
         _note_pruned_app_files(analysis, left_out, {out, scratch})
         bom = build_sbom(analysis.plan, list(session.packages()), request.app_dir.name, session.language)
-        app_layer.add_file(SBOM_PATH, data=(json.dumps(bom, indent=2, sort_keys=True) + "\n").encode())
+        app_layer.add_file(SBOM_PATH, data=render_sbom(bom).encode("utf-8"))
 
         ours = [runtime_layer, deps_layer, app_layer] if base is None else [deps_layer, app_layer]
         blobs = []
