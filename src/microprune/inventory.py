@@ -36,6 +36,9 @@ class Inventory:
     dir_links: dict[Path, Path] = field(default_factory=dict)      # link -> in-tree dir
     excluded: dict[Path, str] = field(default_factory=dict)        # path -> why
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    # dir -> child name -> the child's Path: the very objects that key `files` and `dirs`,
+    # so lookups compare by identity and hash from cache (building a Path is slow).
+    children: dict[Path, dict[str, Path]] = field(default_factory=dict)
 
     # -- queries (no disk access) -------------------------------------------------
     def canonical(self, path: Path) -> Path:
@@ -63,6 +66,13 @@ class Inventory:
     def listdir(self, path: Path) -> list[str]:
         return self.dirs.get(self.canonical(path), [])
 
+    def child(self, directory: Path, name: str) -> Path:
+        """``directory / name``, as the walk's own object when there is one. Through a
+        directory link it stays a path under the link, as ``/`` gives it."""
+        known = self.children.get(directory)
+        path = known.get(name) if known is not None else None
+        return path if path is not None else directory / name
+
     def root_of(self, path: Path) -> str | None:
         info = self.files.get(path)
         if info is not None:
@@ -80,7 +90,7 @@ class Inventory:
         while stack:
             current = stack.pop()
             for name in sorted(self.dirs.get(current, []), reverse=True):
-                child = current / name
+                child = self.child(current, name)
                 if child in self.dirs:
                     stack.append(child)
                 elif child in self.files:
@@ -152,8 +162,9 @@ def _walk(inv: Inventory, name: str, root: Path, rules: WalkRules, nested_roots:
             inv.diagnostics.append(Diagnostic("unreadable-dir", f"cannot list directory: {err.strerror}", current))
             continue
         children = inv.dirs.setdefault(current, [])
+        child_paths = inv.children.setdefault(current, {})
         for entry in entries:
-            path = current / entry.name
+            path = child_paths[entry.name] = current / entry.name
             if path in nested_roots:
                 continue                     # walked as its own root
             if path in rules.exclude_paths:

@@ -69,7 +69,7 @@ def plan_prune(session: Session, trace: Trace) -> PrunePlan:
     inventory = session.inventory
     decisions = [_decide(session, trace, path) for path in inventory.files]
     decisions = _mark_unused_packages(decisions)
-    decisions.sort(key=lambda d: (d.root, d.path))
+    decisions.sort(key=lambda d: (d.root, d.path.parts))    # Path order, compared in C
     totals, app_totals, deps_totals = Totals(), Totals(), Totals()
     packages = {p.name: PackageSummary(name=p.name, version=p.version) for p in session.packages()}
     for decision in decisions:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +22,9 @@ from .progress import Task, progress
 # traced the Express benchmark app 13% faster than 48 / 256 KB, and Python apps the same.
 PARALLEL_MIN_BATCH = 16
 PARALLEL_MIN_BYTES = 64 * 1024     # ... or this much source: a few big bundles are worth splitting
+# Files go to the workers in chunks of this many files or bytes (one message each way).
+CHUNK_FILES = 8
+CHUNK_BYTES = 128 * 1024
 MAX_PARENTS = 16        # enough for `why`; a popular module has hundreds of importers
 # Kept because something *may* load it (a name in a string, a prefix, a hint): edges of
 # these kinds never make a file certain.
@@ -54,8 +56,7 @@ class _Tracer:
         self.queue: deque[Path] = deque()
         self.children: dict[Path, list[Path]] = {}      # certain-preserving edges only
         self.entry_files = {f for entry in entries for f in entry.files}
-        self.jobs = jobs if jobs is not None else _default_jobs()
-        self.pool: Executor | None = None
+        self.scanner = _ScanAhead(session, jobs if jobs is not None else _default_jobs())
         self.max_depth = max_depth          # `trace --depth N`: files N import steps from an entry are not read
         self.depth = 0                      # the batch being processed is this many steps from the entries
 
@@ -79,6 +80,8 @@ class _Tracer:
         if prov is None:
             prov = self.trace.kept[path] = Provenance(order=len(self.trace.kept))
             self.queue.append(path)
+            if self.max_depth is None and self.inventory.files[path].link is None and self.session.wants_scan(path):
+                self.scanner.offer(path)
         prov.reasons.add(edge.reason)
         count = self.trace.parent_counts.get(path, 0)
         if count < MAX_PARENTS:
@@ -112,35 +115,8 @@ class _Tracer:
                 self.emit(edge, Parent(path, None, edge.reason, edge.detail))
             if self.session.wants_scan(path) and (self.max_depth is None or self.depth < self.max_depth):
                 to_scan.append(path)
-        for path, scan in zip(to_scan, self._scans(to_scan), strict=True):
-            self._follow_refs(path, scan)
-
-    def _scans(self, paths: list[Path]) -> Iterator[Scan]:
-        if self.jobs > 1 and len(paths) > 1 and (len(paths) >= PARALLEL_MIN_BATCH or sum(
-                self.inventory.files[p].size for p in paths) >= PARALLEL_MIN_BYTES):
-            pool = self._pool()
-            if pool is not None:
-                # biggest first, so one large bundle does not end up last on one worker
-                order = sorted(range(len(paths)), key=lambda i: -self.inventory.files[paths[i]].size)
-                scans = list(pool.map(_scan_in_worker, [paths[i] for i in order],
-                                      chunksize=max(1, len(paths) // (self.jobs * 4))))
-                result: list[Scan] = [Scan()] * len(paths)
-                for i, scan in zip(order, scans, strict=True):
-                    result[i] = scan
-                return iter(result)
-        return (_scan_file(self.session, path) for path in paths)
-
-    def _pool(self) -> Executor | None:
-        if self.pool is None:
-            global _WORKER_SESSION
-            _WORKER_SESSION = self.session            # inherited by the forked workers
-            try:
-                context = multiprocessing.get_context("fork")
-                self.pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context,
-                                                initializer=ignore_interrupts, initargs=(os.getpid(),))
-            except (ValueError, OSError):
-                self.jobs = 1
-        return self.pool
+        for path in to_scan:
+            self._follow_refs(path, self.scanner.scan(path))
 
     def _follow_refs(self, path: Path, scan: Scan) -> None:
         self.trace.diagnostics.extend(scan.diagnostics)
@@ -164,8 +140,7 @@ class _Tracer:
             with progress().task("tracing imports", total=None) as bar:
                 self._drain(bar)
         finally:
-            if self.pool is not None:
-                self.pool.shutdown(cancel_futures=True)
+            self.scanner.close()
         self.trace.diagnostics = [self._soften(d) for d in self.trace.diagnostics]
         return self.trace
 
@@ -186,12 +161,84 @@ class _Tracer:
         return diagnostic
 
 
+class _ScanAhead:
+    """Scans the files the trace keeps in forked workers as soon as they are found, so that
+    the workers read ahead while the loop follows the references of earlier files.
+
+    The loop still takes every scan in its own order (``scan``), so a trace is the same
+    as a one-process run: only where the scanning happens changes. A file the loop asks
+    for before it was handed to a worker is scanned in the loop's own process.
+    """
+
+    def __init__(self, session: Session, jobs: int) -> None:
+        self.session = session
+        self.jobs = jobs
+        self.pool: Executor | None = None
+        self.pending: dict[Path, None] = {}     # offered, not yet handed to a worker (in order)
+        self.pending_bytes = 0
+        self.handed: dict[Path, tuple[Future[list[Scan]], int]] = {}
+
+    def offer(self, path: Path) -> None:
+        """``path`` will be scanned later: a worker may start on it now."""
+        if self.jobs <= 1:
+            return
+        self.pending[path] = None
+        self.pending_bytes += self.session.inventory.files[path].size
+        if self.pool is None and len(self.pending) < PARALLEL_MIN_BATCH and self.pending_bytes < PARALLEL_MIN_BYTES:
+            return                            # too little yet to be worth starting workers
+        if len(self.pending) >= CHUNK_FILES or self.pending_bytes >= CHUNK_BYTES:
+            self._hand_over()
+
+    def scan(self, path: Path) -> Scan:
+        handed = self.handed.pop(path, None)
+        if handed is None:
+            # Not with a worker (yet): read it here, and let the workers start on the rest.
+            if path in self.pending:
+                del self.pending[path]
+                self.pending_bytes -= self.session.inventory.files[path].size
+            if self.pending and (self.pool is not None or len(self.pending) >= PARALLEL_MIN_BATCH
+                                 or self.pending_bytes >= PARALLEL_MIN_BYTES):
+                self._hand_over()
+            return _scan_file(self.session, path)
+        future, index = handed
+        if not future.done() and self.pending:
+            self._hand_over()                 # keep the workers busy while this one waits
+        return future.result()[index]
+
+    def _hand_over(self) -> None:
+        paths = list(self.pending)
+        self.pending.clear()
+        self.pending_bytes = 0
+        pool = self._pool()
+        if pool is None:
+            return                            # no workers: `scan` reads them here
+        future = pool.submit(_scan_in_worker, paths)
+        for index, path in enumerate(paths):
+            self.handed[path] = (future, index)
+
+    def _pool(self) -> Executor | None:
+        if self.pool is None and self.jobs > 1:
+            global _WORKER_SESSION
+            _WORKER_SESSION = self.session            # inherited by the forked workers
+            try:
+                context = multiprocessing.get_context("fork")
+                self.pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context,
+                                                initializer=ignore_interrupts, initargs=(os.getpid(),))
+            except (ValueError, OSError):
+                self.jobs = 1
+        return self.pool
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+
 _WORKER_SESSION: Session | None = None
 
 
-def _scan_in_worker(path: Path) -> Scan:
+def _scan_in_worker(paths: list[Path]) -> list[Scan]:
     assert _WORKER_SESSION is not None
-    return _scan_file(_WORKER_SESSION, path)
+    return [_scan_file(_WORKER_SESSION, path) for path in paths]
 
 
 def _scan_file(session: Session, path: Path) -> Scan:

@@ -67,7 +67,14 @@ def test_analyze_json_is_byte_stable(tmp_path: Path) -> None:
     first = run_cli("analyze", app, "--deps", deps, "--format", "json").out
     second = run_cli("analyze", app, "--deps", deps, "--format", "json").out
     assert first == second
-    assert first == json.dumps(json.loads(first), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    # Canonical: sorted keys, indented, and each row of "files" on one line of its own.
+    report = json.loads(first)
+    rows = [json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(", ", ": ")) for row in report["files"]]
+    assert len(rows) > 3
+    expected = json.dumps({**report, "files": []}, indent=2, sort_keys=True, ensure_ascii=False)
+    expected = expected.replace('\n  "files": [],', '\n  "files": [\n' + ",\n".join("    " + r for r in rows) + "\n  ],")
+    assert first == expected + "\n"
+    assert sum(line.startswith('    {"bytes": ') for line in first.splitlines()) == len(rows)
 
 
 def test_output_does_not_depend_on_creation_order(tmp_path: Path) -> None:

@@ -50,9 +50,15 @@ class ModuleFinder:
         listing = self._listing.get(directory)
         if listing is None:
             names = self.inventory.listdir(directory)
-            dirs = frozenset(n for n in names if self.inventory.is_dir(directory / n))
+            dirs = frozenset(n for n in names if self.inventory.is_dir(self.inventory.child(directory, n)))
             listing = self._listing[directory] = (frozenset(names) - dirs, dirs)
         return listing
+
+    def file_names(self, directory: Path) -> frozenset[str]:
+        return self._entries(directory)[0]
+
+    def directory_names(self, directory: Path) -> frozenset[str]:
+        return self._entries(directory)[1]
 
     # -- names of files ----------------------------------------------------------
     def module_name(self, path: Path) -> str | None:
@@ -146,7 +152,7 @@ class ModuleFinder:
         for directory in dirs:
             files, subdirs = self._entries(directory)
             if tail in subdirs:
-                candidate = directory / tail
+                candidate = self.inventory.child(directory, tail)
                 init = self._first_file(candidate, "__init__")
                 if init is not None:
                     return Module(fullname, init, self._package_path(fullname, candidate, init, dirs))
@@ -154,7 +160,7 @@ class ModuleFinder:
             if module is not None:
                 return Module(fullname, module)
             if tail in subdirs:
-                portions.append(directory / tail)        # PEP 420 namespace portion
+                portions.append(self.inventory.child(directory, tail))        # PEP 420 namespace portion
         if portions:
             return Module(fullname, None, tuple(portions))
         return None
@@ -165,7 +171,7 @@ class ModuleFinder:
             files = self._entries(directory)[0]
         for suffix in self.module_suffixes:
             if stem + suffix in files:
-                return directory / (stem + suffix)
+                return self.inventory.child(directory, stem + suffix)
         return None
 
     def _package_path(self, fullname: str, directory: Path, init: Path, dirs: tuple[Path, ...]) -> tuple[Path, ...]:
@@ -173,7 +179,7 @@ class ModuleFinder:
         if init.suffix != ".py" or not self._is_pkgutil_namespace(init):
             return (directory,)
         tail = fullname.rpartition(".")[2]
-        spread = [d / tail for d in dirs if tail in self._entries(d)[1]]
+        spread = [self.inventory.child(d, tail) for d in dirs if tail in self._entries(d)[1]]
         return tuple(dict.fromkeys([directory, *spread]))
 
     def _is_pkgutil_namespace(self, init: Path) -> bool:
@@ -188,7 +194,7 @@ class ModuleFinder:
         seen: set[str] = set()
         for directory in package.search_dirs:
             for entry in sorted(self.inventory.listdir(directory)):
-                path = directory / entry
+                path = self.inventory.child(directory, entry)
                 name = entry if self.inventory.is_dir(path) else self.strip_suffix(entry)
                 if not name or not name.isidentifier() or name in seen or name == "__init__":
                     continue

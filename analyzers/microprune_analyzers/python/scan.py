@@ -114,6 +114,7 @@ def _lex_refs(data: bytes) -> Iterator[Ref]:
     skip_to = -1
     strings: dict[str, int] = {}
     prefixes: dict[str, int] = {}
+    literals: set[bytes] = set()
     lazy = False
     for match in _TOKEN.finditer(data):
         start = match.start()
@@ -125,7 +126,15 @@ def _lex_refs(data: bytes) -> Iterator[Ref]:
         line += data.count(b"\n", last, start)
         last = start
         if first in _QUOTES:
-            _note_string(data, start, match.end(), strings, prefixes, line)
+            if start and data[start - 1] in _WORD:          # a prefix (b"", f"", r""): read it
+                _note_string(data, start, match.end(), strings, prefixes, line)
+            else:
+                # No prefix: the literal alone decides, and a file repeats most of its
+                # literals ('axis', "dtype"); the first one seen gives the line.
+                literal = match.group()
+                if literal not in literals:
+                    literals.add(literal)
+                    _note_string(data, start, match.end(), strings, prefixes, line)
             continue
         word = match.group()
         if word in (b"import", b"from"):

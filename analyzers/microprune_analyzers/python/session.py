@@ -73,6 +73,8 @@ class PythonSession:
         self._data_cache: dict[Path, list[Path]] = {}
         self._data_dirs_emitted: set[Path] = set()
         self._tops: set[str] | None = None
+        self._string_heads: tuple[frozenset[str], frozenset[str], frozenset[str]] | None = None
+        self._hinted: dict[str, tuple[Edge, ...]] = {}
         self._init_words: dict[Path, frozenset[str] | _Everything] = {}
 
     # -- setting up --------------------------------------------------------------------
@@ -228,7 +230,7 @@ class PythonSession:
             return self._scan_native(path, data)
         if path.name.endswith(".so"):
             return Scan()
-        result = scan_source(data)
+        result = self._only_resolvable_strings(scan_source(data))
         if not is_within(path, self.app_root) or (self.deps_root and is_within(path, self.deps_root)):
             return result
         problem = check_syntax(data, str(path))    # the app's own code: worth telling
@@ -241,7 +243,34 @@ class PythonSession:
         if self.finder.is_module_file(path):        # an extension module: it may import by name
             # Module names are C string literals: .rodata is a tenth of the file or less.
             refs.extend(scan_extension(section(data, ".rodata") or data).refs)
-        return Scan(refs=tuple(refs))
+        return self._only_resolvable_strings(Scan(refs=tuple(refs)))
+
+    def _only_resolvable_strings(self, scan: Scan) -> Scan:
+        """Drop the string literals `_resolve_string` could not turn into a kept file.
+
+        Most strings are dict keys and messages: this cheap test, run in the scan
+        workers, spares sending and resolving them. It must pass every string that
+        can resolve (a superset); what it drops would have resolved to nothing.
+        """
+        if self._string_heads is None:
+            self._string_heads = self._resolvable_string_heads()
+        groups, app_packages, tops = self._string_heads
+        refs = tuple(r for r in scan.refs if r.kind != "string" or r.target in groups or (
+            r.target.replace(":", ".").partition(".")[0] in tops if "." in r.target or ":" in r.target
+            else r.target in app_packages))
+        return scan if len(refs) == len(scan.refs) else Scan(refs, scan.diagnostics)
+
+    def _resolvable_string_heads(self) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+        """(entry-point groups, directory names in the app's search path, every top-level
+        name in the app's and the deps' search path): what a resolvable string starts with."""
+        app_packages: set[str] = set()
+        tops: set[str] = set()
+        for directory in self.finder.app_paths:
+            app_packages.update(self.finder.directory_names(directory))
+        for directory in (*self.finder.app_paths, *self.finder.deps_path):
+            tops.update(self.finder.directory_names(directory))
+            tops.update(stem for stem in map(self.finder.strip_suffix, self.finder.file_names(directory)) if stem)
+        return frozenset(self.dists.groups), frozenset(app_packages), frozenset(tops)
 
     def resolve(self, ref: Ref, importer: Path) -> Resolution:
         handler = _RESOLVERS.get(ref.kind)
@@ -579,7 +608,7 @@ class PythonSession:
 
     def _collect_data(self, directory: Path, found: list[Path]) -> None:
         for name in self.inventory.listdir(directory):
-            path = directory / name
+            path = self.inventory.child(directory, name)
             if self.inventory.is_dir(path):
                 if name != BYTECODE_DIR and not self._has_python(path) and not name.endswith((".dist-info", ".egg-info")):
                     self._collect_data(path, found)
@@ -596,10 +625,15 @@ class PythonSession:
         return not (name.endswith((".pyc", ".pyo")) or name.endswith(".so") and _CPYTHON_TAG.search(name))
 
     def _hint_edges(self, module_name: str) -> list[Edge]:
-        edges = []
-        for hint in self.hints.get(module_name, ()):
-            edges.extend(self._apply_hint(hint))
-        return edges
+        hints = self.hints.get(module_name)
+        if not hints:
+            return []
+        # What a hint keeps depends on the installed tree only: work it out once (a hint's
+        # file patterns are matched against every file; `import zoneinfo` recurs often).
+        cached = self._hinted.get(module_name)
+        if cached is None:
+            cached = self._hinted[module_name] = tuple(edge for hint in hints for edge in self._apply_hint(hint))
+        return list(cached)
 
     def _apply_hint(self, hint: Hint) -> list[Edge]:
         edges = []
@@ -616,8 +650,9 @@ class PythonSession:
                 edges.extend(Edge(p, Reason.HINT, detail) for p in sorted(dist.files) if self.inventory.is_file(p))
         for pattern in hint.app_files:       # the app's own config modules: traced like imports
             regex = _glob_regex(pattern)
-            edges.extend(Edge(p, Reason.HINT, detail) for p, info in sorted(self.inventory.files.items())
-                         if info.root == "app" and regex.match(p.relative_to(self.app_root).as_posix()))
+            edges.extend(Edge(p, Reason.HINT, detail) for p in sorted(
+                p for p, info in self.inventory.files.items()
+                if info.root == "app" and regex.match(p.relative_to(self.app_root).as_posix())))
         return edges
 
     def _modules_matching(self, pattern: str) -> list[Module]:
