@@ -60,8 +60,9 @@ class _Tracer:
         self.max_depth = max_depth          # `trace --depth N`: files N import steps from an entry are not read
         self.depth = 0                      # the batch being processed is this many steps from the entries
 
-    def emit(self, edge: Edge, parent: Parent, firm: bool = True) -> None:
-        """Keep edge.path. ``firm``: the edge holds whenever its parent runs (not optional)."""
+    def emit(self, edge: Edge, by: Path | None, line: int | None, detail: str, firm: bool = True) -> None:
+        """Keep edge.path, pulled in by the kept file ``by`` at ``line`` (None: an entry, a
+        keep, a profile). ``firm``: the edge holds whenever ``by`` runs (not optional)."""
         path = self.inventory.canonical(edge.path)
         if path in self.inventory.dirs:
             self.trace.kept_dirs.add(path)
@@ -70,11 +71,11 @@ class _Tracer:
             return
         self._keep_dir_links(edge.path)
         if firm and edge.reason not in SPECULATIVE_REASONS:
-            if parent.path is None:
+            if by is None:
                 self._make_certain(path)
             else:
-                self.children.setdefault(parent.path, []).append(path)
-                if parent.path in self.trace.certain:
+                self.children.setdefault(by, []).append(path)
+                if by in self.trace.certain:
                     self._make_certain(path)
         prov = self.trace.kept.get(path)
         if prov is None:
@@ -84,8 +85,8 @@ class _Tracer:
                 self.scanner.offer(path)
         prov.reasons.add(edge.reason)
         count = self.trace.parent_counts.get(path, 0)
-        if count < MAX_PARENTS:
-            prov.parents.append(parent)
+        if count < MAX_PARENTS:                  # a popular module has hundreds of importers
+            prov.parents.append(Parent(by, line, edge.reason, detail))
         self.trace.parent_counts[path] = count + 1
 
     def _make_certain(self, path: Path) -> None:
@@ -109,10 +110,10 @@ class _Tracer:
         for path in batch:
             info = self.inventory.files[path]
             if info.link is not None:
-                self.emit(Edge(info.link, Reason.LINK), Parent(path, None, Reason.LINK))
+                self.emit(Edge(info.link, Reason.LINK), path, None, "")
                 continue
             for edge in self.session.companions(path):
-                self.emit(edge, Parent(path, None, edge.reason, edge.detail))
+                self.emit(edge, path, None, edge.detail)
             if self.session.wants_scan(path) and (self.max_depth is None or self.depth < self.max_depth):
                 to_scan.append(path)
         for path in to_scan:
@@ -127,7 +128,7 @@ class _Tracer:
             firm = not (ref.optional or ref.speculative)
             if isinstance(result, (Resolved, Unresolved)):
                 for edge in result.edges:
-                    self.emit(edge, Parent(path, ref.line, edge.reason, edge.detail or ref.target), firm)
+                    self.emit(edge, path, ref.line, edge.detail or ref.target, firm)
             if isinstance(result, External):
                 self.trace.externals.add(result.name)
             if isinstance(result, Unresolved) and not ref.speculative:
@@ -153,7 +154,7 @@ class _Tracer:
                 bar.advance(len(batch))
                 self.depth += 1
             for edge, importer, line in self.session.deferred():
-                self.emit(edge, Parent(importer, line, edge.reason, edge.detail), firm=False)
+                self.emit(edge, importer, line, edge.detail, firm=False)
 
     def _soften(self, diagnostic: Diagnostic) -> Diagnostic:
         if diagnostic.code == "unresolved" and diagnostic.path not in self.trace.certain:
@@ -293,14 +294,14 @@ def trace_app(session: Session, entries: list[Entry], keep: tuple[str, ...] = ()
     """``profile``: (file, profile name) pairs seen in real runs; kept, and traced from, like keeps."""
     tracer = _Tracer(session, entries, jobs, max_depth)
     for path, name in profile:
-        tracer.emit(Edge(path, Reason.PROFILE, name), Parent(None, None, Reason.PROFILE, name))
+        tracer.emit(Edge(path, Reason.PROFILE, name), None, None, name)
     for entry in entries:
         for path in entry.files:
-            tracer.emit(Edge(path, Reason.ENTRY, entry.spec), Parent(None, None, Reason.ENTRY, entry.spec))
+            tracer.emit(Edge(path, Reason.ENTRY, entry.spec), None, None, entry.spec)
     for pattern in keep:
         edges = session.keep_edges(pattern)
         if not edges:
             tracer.trace.diagnostics.append(Diagnostic("keep-unmatched", f"--keep {pattern!r} matches nothing"))
         for edge in edges:
-            tracer.emit(edge, Parent(None, None, Reason.KEEP, pattern))
+            tracer.emit(edge, None, None, pattern)
     return tracer.run()

@@ -206,7 +206,7 @@ def _read_record(inventory: Inventory, site: Path, info_dir: Path, diagnostics: 
         # String ops, not pathlib: botocore's RECORD alone has thousands of rows.
         text = os.path.normpath(os.path.join(base_text, row[0]))
         if text.startswith(site_text):     # RECORD also lists ../../bin/scripts: not ours
-            files.add(Path(text))
+            files.add(inventory.path(text))
     return files
 
 
@@ -238,12 +238,15 @@ def _read_entry_points(inventory: Inventory, path: Path, diagnostics: list[Diagn
 
 def _top_levels_from_files(dist: Distribution, site: Path) -> list[str]:
     tops = set()
+    prefix = str(site) + os.sep
     for file in dist.files:
-        if file.parent == site:
-            if file.suffix in (".py", ".so", ".pyd"):
-                tops.add(file.name.split(".")[0])
-        else:
-            first = file.relative_to(site).parts[0]
-            if not first.endswith((".dist-info", ".egg-info", ".data")) and first != "__pycache__":
-                tops.add(first)
+        text = str(file)
+        if not text.startswith(prefix):
+            continue
+        first, separator, _ = text[len(prefix):].partition(os.sep)
+        if not separator:                  # a module at the top: six.py, _cffi_backend.*.so
+            if first.endswith((".py", ".so", ".pyd")):
+                tops.add(first.split(".")[0])
+        elif not first.endswith((".dist-info", ".egg-info", ".data")) and first != "__pycache__":
+            tops.add(first)
     return sorted(tops)
