@@ -26,6 +26,7 @@ from tests.image.helpers import (
     layer_contents,
     rewrite_member,
     set_mtimes,
+    write_python_app,
 )
 from tests.image.ocivalidate import OCI_LAYER_GZIP, ImageReport, problems, validate
 
@@ -100,16 +101,33 @@ def test_layers_hold_the_runtime_the_pruned_deps_and_the_app(built: Built) -> No
     assert inner["Labels"]["dev.microprune.language"] == language
 
 
+def _stdlib_zip_names(archive: Path) -> set[str]:
+    layer = validate(archive).layers[0]
+    zip_name = next(name for name in layer.names() if re.search(r"/lib/python3\d+\.zip$", name))
+    return set(zipfile.ZipFile(io.BytesIO(_layer_member(archive, 0, zip_name))).namelist())
+
+
 def test_python_runtime_carries_the_stdlib_submodules_the_app_imports(python_image: Built) -> None:
     """app.py does `from http.server import ...`: the image needs http/server.py, not only http/__init__.py."""
-    layer = validate(python_image.archive).layers[0]
-    # The pure-Python stdlib ships as lib/pythonXY.zip (on sys.path by default), with source and bytecode
-    zip_name = next(name for name in layer.names() if re.search(r"/lib/python3\d+\.zip$", name))
-    names = set(zipfile.ZipFile(io.BytesIO(_layer_member(python_image.archive, 0, zip_name))).namelist())
-    assert "http/__init__.py" in names and "os.py" in names
-    missing = [m for m in ("http/server.py", "http/server.pyc", "http/client.py", "email/utils.py",
-                           "encodings/idna.py", "stringprep.py") if m not in names]
+    # The pure-Python stdlib ships as lib/pythonXY.zip (on sys.path by default), as bytecode only
+    names = _stdlib_zip_names(python_image.archive)
+    assert "http/__init__.pyc" in names and "os.pyc" in names
+    missing = [m for m in ("http/server.pyc", "http/client.pyc", "email/utils.pyc", "encodings/idna.pyc",
+                           "stringprep.pyc") if m not in names]
     assert not missing, f"stdlib submodules the app reaches are not in the runtime's stdlib zip: {missing}"
+    # Imported only when a function runs: by Python code (os.popen -> subprocess) and by C code
+    # (datetime.strptime -> _strptime); a self-test's `import doctest` is not followed.
+    assert {"_strptime.pyc", "subprocess.pyc"} <= names
+    assert "doctest.pyc" not in names
+    assert not [n for n in names if n.endswith(".py")], "stdlib source shipped without --stdlib-source"
+
+
+def test_stdlib_source_ships_the_py_beside_the_bytecode(tmp_path: Path) -> None:
+    app, deps = write_python_app(tmp_path)
+    archive = tmp_path / "with-source.tar"
+    build(app, archive, "--stdlib-source", deps=deps)
+    names = _stdlib_zip_names(archive)
+    assert {"os.py", "os.pyc", "http/server.py", "http/server.pyc", "_strptime.py"} <= names
 
 
 def test_json_report_describes_the_archive(built: Built) -> None:

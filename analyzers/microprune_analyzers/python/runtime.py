@@ -2,7 +2,11 @@
 
 The stdlib closure is measured, not guessed: the target interpreter imports the stdlib modules
 the trace reached (plus what start-up needs) in an isolated subprocess and reports every file
-in sys.modules. Modules with side effects at import are never imported.
+in sys.modules. Importing only runs module-level imports, so the shipped stdlib files are then
+lexed for the imports they make later (in functions: `os.popen` imports subprocess), and the
+compiled ones read for the modules their C code imports (`datetime.strptime` imports
+_strptime); those are imported too, until nothing new turns up. Modules with side effects at
+import are never imported.
 """
 from __future__ import annotations
 
@@ -17,6 +21,9 @@ import zipfile
 from pathlib import Path
 
 from microprune.errors import MicropruneError
+
+from .scan import scan_extension, scan_source
+from .stdlib import runtime_modules
 
 # Imported at start-up or by name at run time (codecs look encodings up by name): always shipped.
 STARTUP_MODULES = ("site", "os", "encodings", "codecs", "io", "abc", "stat", "posixpath", "genericpath",
@@ -55,9 +62,24 @@ for _ in range(3):
             except BaseException:
                 pass
 files = sorted({m.__file__ for m in list(sys.modules.values()) if getattr(m, "__file__", None)})
-print("\n" + json.dumps({"files": files, "prefix": sys.base_prefix, "stdlib": stdlib,
+print("\n" + json.dumps({"files": files, "prefix": sys.base_prefix, "stdlib": stdlib, "modules": sorted(sys.modules),
                          "version": "%d.%d" % sys.version_info[:2]}))
 """
+
+# Imports made from C when a function runs, by modules built into the interpreter (no file
+# to read): CPython's own sources say so. Compiled modules in lib-dynload are read instead.
+BUILTIN_LAZY_IMPORTS = {
+    "time": ("_strptime",),                   # time.strptime
+    "_datetime": ("_strptime",),              # datetime.strptime (when built in)
+    "_socket": ("encodings.idna",),           # non-ASCII host names
+    "_elementtree": ("xml.etree.ElementPath",),
+    "_warnings": ("warnings",),
+}
+# Imported inside stdlib functions only to test or document the stdlib itself (`def _test():
+# import doctest`, help()): not followed from there. An app that imports them gets them.
+NOT_FOLLOWED = frozenset({"doctest", "unittest", "pydoc", "pydoc_data", "test", "idlelib", "lib2to3",
+                          "turtledemo", "ensurepip", "venv", "distutils"})
+MAX_ROUNDS = 8
 
 
 def find_interpreter(version: tuple[int, int]) -> Path:
@@ -75,17 +97,22 @@ def find_interpreter(version: tuple[int, int]) -> Path:
 
 
 def stdlib_files(interpreter: Path, modules: set[str]) -> list[str]:
-    names = sorted({m for m in modules if m.split(".")[0] not in SIDE_EFFECT_MODULES} | set(STARTUP_MODULES)
-                   | {"encodings.*"})
-    proc = subprocess.run([str(interpreter), "-I", "-c", _LIST_SCRIPT, json.dumps(names)], capture_output=True,
-                          text=True, timeout=300, env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"},
-                          stdin=subprocess.DEVNULL)
-    try:
-        report = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError) as err:
-        raise MicropruneError(f"could not list the stdlib of {interpreter}: {proc.stderr.strip()[-300:]}") from err
-    stdlib = report["stdlib"]
-    files = {f for f in report["files"] if f.startswith(stdlib + "/") and "/site-packages/" not in f}
+    wanted = {m for m in modules if _importable(m)} | set(STARTUP_MODULES) | {"encodings.*"}
+    read: set[str] = set()
+    for _ in range(MAX_ROUNDS):
+        report = _import_and_list(interpreter, wanted)
+        stdlib = report["stdlib"]
+        files = {f for f in report["files"] if f.startswith(stdlib + "/") and "/site-packages/" not in f}
+        version = tuple(int(n) for n in report["version"].split("."))
+        stdlib_names = runtime_modules((version[0], version[1]))
+        later = _imported_later(files - read, stdlib) | {
+            name for module in report["modules"] for name in BUILTIN_LAZY_IMPORTS.get(module, ())}
+        read |= files
+        new = {n for n in later if n.split(".")[0] in stdlib_names and n.split(".")[0] not in NOT_FOLLOWED
+               and _importable(n)} - set(report["modules"]) - wanted
+        if not new:
+            break
+        wanted |= new
     files |= {str(p) for p in Path(stdlib, "encodings").glob("*.py")}
     files.add(os.path.join(stdlib, "os.py"))          # the landmark getpath looks for
     with_bytecode = set(files)
@@ -97,11 +124,72 @@ def stdlib_files(interpreter: Path, modules: set[str]) -> list[str]:
     return sorted(with_bytecode)
 
 
-def zip_stdlib(files: list[str], interpreter: Path, version: tuple[int, int]) -> tuple[list[str], str, bytes]:
+def _importable(name: str) -> bool:
+    return bool(name) and name.split(".")[0] not in SIDE_EFFECT_MODULES and not name.startswith("__")
+
+
+def _import_and_list(interpreter: Path, names: set[str]) -> dict:  # type: ignore[type-arg]
+    proc = subprocess.run([str(interpreter), "-I", "-c", _LIST_SCRIPT, json.dumps(sorted(names))],
+                          capture_output=True, text=True, timeout=300,
+                          env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}, stdin=subprocess.DEVNULL)
+    try:
+        report = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError) as err:
+        raise MicropruneError(f"could not list the stdlib of {interpreter}: {proc.stderr.strip()[-300:]}") from err
+    return report  # type: ignore[no-any-return]
+
+
+def _imported_later(files: set[str], stdlib: str) -> set[str]:
+    """Module names the given stdlib files may import after their import: every import
+    statement (in functions too) and, for compiled modules, the C strings that name a
+    module. Over-approximate on purpose: a name that is no module is simply not found."""
+    names: set[str] = set()
+    for path in sorted(files):
+        if path.endswith(".py"):
+            package = _package_of(path, stdlib)
+            try:
+                with open(path, "rb") as handle:
+                    refs = scan_source(handle.read()).refs
+            except OSError:
+                continue
+            for ref in refs:
+                if ref.kind not in ("import", "from", "dynamic") or ref.program_only:
+                    continue                  # `if __name__ == "__main__":` is never run by an import
+                base = ref.target
+                if ref.level:
+                    parts = package.split(".") if package else []
+                    if ref.level - 1 >= len(parts) or not package:
+                        continue
+                    base = ".".join(parts[: len(parts) - (ref.level - 1)] + ([ref.target] if ref.target else []))
+                if base:
+                    names.add(base)
+                    names.update(f"{base}.{n}" for n in ref.names if n != "*")
+        elif path.endswith(".so"):
+            try:
+                with open(path, "rb") as handle:
+                    refs = scan_extension(handle.read()).refs
+            except OSError:
+                continue
+            for ref in refs:
+                names.update(ref.names if ref.kind == "native-names" else (ref.target,) if ref.kind == "string" else ())
+    return names
+
+
+def _package_of(path: str, stdlib: str) -> str:
+    """The package a stdlib file's relative imports are relative to ('' at the top)."""
+    parts = os.path.relpath(path, stdlib)[: -len(".py")].split(os.sep)
+    return ".".join(parts[:-1])       # a package's __init__ and its modules: the same package
+
+
+def zip_stdlib(files: list[str], interpreter: Path, version: tuple[int, int],
+               with_source: bool = False) -> tuple[list[str], str, bytes]:
     """Pure-Python stdlib modules go into lib/pythonXY.zip (on sys.path by default, as in
-    Python's embeddable distribution): a third of the bytes, tracebacks still show source.
-    Each .pyc sits beside its .py, and the .py keeps its host mtime, so zipimport accepts the
-    bytecode instead of compiling at every start. Returns (files left as files, zip path, zip)."""
+    Python's embeddable distribution). By default a module with bytecode ships as bytecode
+    only (zipimport then loads it unchecked: there is no source to compare with), which is
+    what the embeddable distribution does; tracebacks keep file, line and function.
+    ``with_source``: each .py beside its .pyc too, the .py with its host mtime, so zipimport
+    accepts the bytecode instead of compiling at every start. Returns (files left as files,
+    zip path, zip)."""
     prefix = interpreter.parent.parent
     stdlib = prefix / "lib" / f"python{version[0]}.{version[1]}"
     tag = f".cpython-{version[0]}{version[1]}.pyc"
@@ -118,6 +206,8 @@ def zip_stdlib(files: list[str], interpreter: Path, version: tuple[int, int]) ->
             members[directory + name[: -len(tag)] + ".pyc"] = path
         else:
             rest.append(path)
+    if not with_source:
+        members = {name: path for name, path in members.items() if not (name.endswith(".py") and name + "c" in members)}
     data = io.BytesIO()
     with zipfile.ZipFile(data, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
         for name in sorted(members):

@@ -184,7 +184,8 @@ class PythonSession:
         version = (int(self.version[0]), int(self.version[1]))
         python = runtime.find_interpreter(version)
         stdlib = runtime.stdlib_files(python, externals | self.stdlib_reached)
-        rest, zip_path, zip_data = runtime.zip_stdlib(stdlib, python, version)
+        rest, zip_path, zip_data = runtime.zip_stdlib(stdlib, python, version,
+                                                      bool(self.request.options.get("stdlib_source")))
         files = (str(python), *rest)
         command = self._image_command(entries, str(python), app_out)
         path = ":".join([deps_out, *(f"{app_out}/{d}" for d in self._app_dirs_on_path())])
