@@ -20,6 +20,7 @@ import time
 import zipfile
 from pathlib import Path
 
+from microprune.elf import section
 from microprune.errors import MicropruneError
 
 from .scan import scan_extension, scan_source
@@ -167,7 +168,8 @@ def _imported_later(files: set[str], stdlib: str) -> set[str]:
         elif path.endswith(".so"):
             try:
                 with open(path, "rb") as handle:
-                    refs = scan_extension(handle.read()).refs
+                    data = handle.read()
+                refs = scan_extension(section(data, ".rodata") or data).refs    # C strings live there
             except OSError:
                 continue
             for ref in refs:
