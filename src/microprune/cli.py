@@ -521,12 +521,16 @@ Examples:
               help="Python: ship the stdlib's .py files beside its bytecode, so tracebacks show the source "
                    "lines of stdlib frames too (about +1.7 MB compressed). Default: bytecode only, as "
                    "Python's embeddable distribution; file, line and function are still shown.")
+@click.option("--bytecode-positions", is_flag=True,
+              help="Python: keep the column tables (PEP 657) in the bytecode of the deps, the app and the "
+                   "stdlib: the ^^^^ under the failing expression in tracebacks (about +1.2 MB compressed for "
+                   "a Flask app). Default: compiled with -X no_debug_ranges; file, line and function stay.")
 @artifact_options
 @format_option
 def image(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[str, ...], target: TargetFlags,
           language: str | None, out: Path, base: str, tag: str, cmd: str | None, user: str | None,
           env: tuple[str, ...], load: bool, smoke: str | None, timeout: float, stdlib_source: bool,
-          html: Path | None, sbom: Path | None, fmt: str) -> None:
+          bytecode_positions: bool, html: Path | None, sbom: Path | None, fmt: str) -> None:
     """Prune APP and write a minimal, reproducible OCI image of it to OUT, with no engine.
 
     Layers: the runtime, then the pruned dependencies, then the app (what must never ship,
@@ -548,7 +552,7 @@ def image(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[st
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--cmd") from err
     request = replace(request, options={**request.options, "bytecode": "compile", "strip": "debug",
-                                        "stdlib_source": stdlib_source})
+                                        "stdlib_source": stdlib_source, "positions": bytecode_positions})
     analysis, report = build_image(request, ImageOptions(out, base, tag, words, user, env, language))
     _write_artifacts(analysis, report, html, sbom)
     passed = True

@@ -122,12 +122,25 @@ def test_python_runtime_carries_the_stdlib_submodules_the_app_imports(python_ima
     assert not [n for n in names if n.endswith(".py")], "stdlib source shipped without --stdlib-source"
 
 
-def test_stdlib_source_ships_the_py_beside_the_bytecode(tmp_path: Path) -> None:
+def test_stdlib_source_ships_the_py_beside_the_bytecode(tmp_path: Path, python_image: Built) -> None:
     app, deps = write_python_app(tmp_path)
     archive = tmp_path / "with-source.tar"
-    build(app, archive, "--stdlib-source", deps=deps)
+    report = build(app, archive, "--stdlib-source", "--bytecode-positions", deps=deps)
     names = _stdlib_zip_names(archive)
     assert {"os.py", "os.pyc", "http/server.py", "http/server.pyc", "_strptime.py"} <= names
+    assert report["bytecode"].get("positions", True) is True
+    # Without the column tables (the default) the same stdlib bytecode deflates to less.
+    default = _stdlib_zip_sizes(python_image.archive)
+    full = _stdlib_zip_sizes(archive)
+    shared = [name for name in default if name.endswith(".pyc") and name in full]
+    assert len(shared) > 100
+    assert sum(default[n] for n in shared) < 0.85 * sum(full[n] for n in shared)      # deflated sizes
+
+
+def _stdlib_zip_sizes(archive: Path) -> dict[str, int]:
+    layer = validate(archive).layers[0]
+    zip_name = next(name for name in layer.names() if re.search(r"/lib/python3\d+\.zip$", name))
+    return {i.filename: i.compress_size for i in zipfile.ZipFile(io.BytesIO(_layer_member(archive, 0, zip_name))).infolist()}
 
 
 def test_json_report_describes_the_archive(built: Built) -> None:

@@ -144,13 +144,16 @@ def test_python_c_runs_inside_the_image(python_image: Built, tmp_path: Path) -> 
     # strptime imports _strptime from C only when called: the runtime must carry it anyway.
     script = ("import json, os, sys, datetime, greet; print(json.dumps({'uid': os.getuid(), 'cwd': os.getcwd(), "
               "'path': sys.path, 'hello': greet.hello(), 'host': os.path.exists(" + repr(str(Path.cwd())) + "), "
-              "'year': datetime.datetime.strptime('2031', '%Y').year}))")
+              "'year': datetime.datetime.strptime('2031', '%Y').year, "
+              "'columns': [next(json.dumps.__code__.co_positions())[2], next(greet.hello.__code__.co_positions())[2]]}))")
     done = run_image(python_image.archive, "--", python_image.interpreter, "-c", script,
                      scratch=tmp_path / "scratch")
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["uid"] == 65532 and seen["cwd"] == "/app/app" and not seen["host"]
     assert seen["hello"] == "hello microcontainer" and seen["year"] == 2031
+    # Bytecode of the stdlib and the deps is compiled without column tables (-X no_debug_ranges)
+    assert seen["columns"] == [None, None]
     assert "/app/site-packages" in seen["path"]
 
 

@@ -158,7 +158,8 @@ class PythonSession:
     def finish_tree(self, app_out: Path, deps_out: Path, files: Sequence[Path]) -> dict[str, Any]:
         """Bytecode for the kept sources; debug info out of shared objects, never in *.libs/
         (auditwheel's patchelf'd libraries break under strip)."""
-        summary = compile_tree(files, (deps_out, app_out), self.version, self.request.options.get("bytecode", "compile"))
+        summary = compile_tree(files, (deps_out, app_out), self.version, self.request.options.get("bytecode", "compile"),
+                               positions=self.request.options.get("positions", True))
         shared = [f for f in files if (f.name.endswith(".so") or ".so." in f.name) and is_within(f, deps_out)
                   and not any(part.endswith(".libs") for part in f.relative_to(deps_out).parts)]
         summary["strip"] = strip_debug(shared, self.request.options.get("strip", "debug")).as_dict()
@@ -185,7 +186,8 @@ class PythonSession:
         python = runtime.find_interpreter(version)
         stdlib = runtime.stdlib_files(python, externals | self.stdlib_reached)
         rest, zip_path, zip_data = runtime.zip_stdlib(stdlib, python, version,
-                                                      bool(self.request.options.get("stdlib_source")))
+                                                      bool(self.request.options.get("stdlib_source")),
+                                                      self.request.options.get("positions", True))
         files = (str(python), *rest)
         command = self._image_command(entries, str(python), app_out)
         path = ":".join([deps_out, *(f"{app_out}/{d}" for d in self._app_dirs_on_path())])
