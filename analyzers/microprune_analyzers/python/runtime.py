@@ -215,8 +215,8 @@ def zip_stdlib(files: list[str], interpreter: Path, version: tuple[int, int],
         if not with_source and not positions:
             sources = sorted(name for name in members if name.endswith(".py"))
             targets = [os.path.join(scratch, f"{number}.pyc") for number in range(len(sources))]
-            done = compile_without_positions(interpreter, [(members[n], t, members[n]) for n, t in zip(sources, targets)])
-            members.update({name + "c": target for name, target, ok in zip(sources, targets, done) if ok})
+            done = compile_without_positions(interpreter, [(members[n], t, members[n]) for n, t in zip(sources, targets, strict=True)])
+            members.update({name + "c": target for name, target, ok in zip(sources, targets, done, strict=True) if ok})
         if not with_source:
             members = {name: path for name, path in members.items() if not (name.endswith(".py") and name + "c" in members)}
         data = io.BytesIO()
