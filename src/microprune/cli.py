@@ -523,7 +523,7 @@ Examples:
                    "Python's embeddable distribution; file, line and function are still shown.")
 @click.option("--bytecode-positions", is_flag=True,
               help="Python: keep the column tables (PEP 657) in the bytecode of the deps, the app and the "
-                   "stdlib: the ^^^^ under the failing expression in tracebacks (about +1.2 MB compressed for "
+                   "stdlib: the ^^^^ under the failing expression in tracebacks (about +1.1 MB compressed for "
                    "a Flask app). Default: compiled with -X no_debug_ranges; file, line and function stay.")
 @artifact_options
 @format_option
