@@ -185,7 +185,7 @@ class _ScanAhead:
             return
         self.pending[path] = None
         self.pending_bytes += self.session.inventory.files[path].size
-        if self.pool is None and len(self.pending) < PARALLEL_MIN_BATCH and self.pending_bytes < PARALLEL_MIN_BYTES:
+        if not self._worth_workers():
             return                            # too little yet to be worth starting workers
         if len(self.pending) >= CHUNK_FILES or self.pending_bytes >= CHUNK_BYTES:
             self._hand_over()
@@ -197,14 +197,18 @@ class _ScanAhead:
             if path in self.pending:
                 del self.pending[path]
                 self.pending_bytes -= self.session.inventory.files[path].size
-            if self.pending and (self.pool is not None or len(self.pending) >= PARALLEL_MIN_BATCH
-                                 or self.pending_bytes >= PARALLEL_MIN_BYTES):
+            if self.pending and self._worth_workers():
                 self._hand_over()
             return _scan_file(self.session, path)
         future, index = handed
         if not future.done() and self.pending:
             self._hand_over()                 # keep the workers busy while this one waits
         return future.result()[index]
+
+    def _worth_workers(self) -> bool:
+        """Workers are running already, or enough is waiting to be worth starting them."""
+        return (self.pool is not None or len(self.pending) >= PARALLEL_MIN_BATCH
+                or self.pending_bytes >= PARALLEL_MIN_BYTES)
 
     def _hand_over(self) -> None:
         paths = list(self.pending)

@@ -31,6 +31,17 @@ class Module:
 EXTERNAL = "external"       # provided by the runtime (stdlib / builtin)
 
 
+def absolute_name(package: str, level: int, target: str) -> str | None:
+    """`from ..x import y` in package `a.b.c` (level 2, target `x`) -> `a.b.x`; None when the
+    dots go beyond the top-level package, as Python refuses it."""
+    if not level:
+        return target or None
+    parts = package.split(".") if package else []
+    if level - 1 >= len(parts):
+        return None
+    return ".".join(parts[: len(parts) - (level - 1)] + ([target] if target else [])) or None
+
+
 class ModuleFinder:
     def __init__(self, inventory: Inventory, app_paths: list[Path], deps_path: list[Path],
                  extension_suffixes: tuple[str, ...], runtime_modules: frozenset[str]) -> None:

@@ -25,6 +25,7 @@ from microprune.elf import section
 from microprune.errors import MicropruneError
 
 from .bytecode import compile_without_positions
+from .resolve import absolute_name
 from .scan import scan_extension, scan_source
 from .stdlib import runtime_modules
 
@@ -148,34 +149,37 @@ def _imported_later(files: set[str], stdlib: str) -> set[str]:
     module. Over-approximate on purpose: a name that is no module is simply not found."""
     names: set[str] = set()
     for path in sorted(files):
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError:
+            continue
         if path.endswith(".py"):
-            package = _package_of(path, stdlib)
-            try:
-                with open(path, "rb") as handle:
-                    refs = scan_source(handle.read()).refs
-            except OSError:
-                continue
-            for ref in refs:
-                if ref.kind not in ("import", "from", "dynamic") or ref.program_only:
-                    continue                  # `if __name__ == "__main__":` is never run by an import
-                base = ref.target
-                if ref.level:
-                    parts = package.split(".") if package else []
-                    if ref.level - 1 >= len(parts) or not package:
-                        continue
-                    base = ".".join(parts[: len(parts) - (ref.level - 1)] + ([ref.target] if ref.target else []))
-                if base:
-                    names.add(base)
-                    names.update(f"{base}.{n}" for n in ref.names if n != "*")
+            names |= _source_imports(data, _package_of(path, stdlib))
         elif path.endswith(".so"):
-            try:
-                with open(path, "rb") as handle:
-                    data = handle.read()
-                refs = scan_extension(section(data, ".rodata") or data).refs    # C strings live there
-            except OSError:
-                continue
-            for ref in refs:
-                names.update(ref.names if ref.kind == "native-names" else (ref.target,) if ref.kind == "string" else ())
+            names |= _native_imports(data)
+    return names
+
+
+def _source_imports(data: bytes, package: str) -> set[str]:
+    names: set[str] = set()
+    for ref in scan_source(data).refs:
+        if ref.kind not in ("import", "from", "dynamic") or ref.program_only:
+            continue                  # `if __name__ == "__main__":` is never run by an import
+        base = absolute_name(package, ref.level, ref.target)
+        if base:
+            names.add(base)
+            names.update(f"{base}.{n}" for n in ref.names if n != "*")
+    return names
+
+
+def _native_imports(data: bytes) -> set[str]:
+    names: set[str] = set()
+    for ref in scan_extension(section(data, ".rodata") or data).refs:     # C strings live there
+        if ref.kind == "native-names":
+            names.update(ref.names)
+        elif ref.kind == "string":
+            names.add(ref.target)
     return names
 
 

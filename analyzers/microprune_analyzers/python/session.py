@@ -21,7 +21,7 @@ from .bytecode import compile_tree
 from .dists import SCRIPT_GROUPS, Distribution, canonical_name, index_distributions
 from .entries import EntryFinder
 from .hints import Hint, load_conventions, load_hints, load_virtuals
-from .resolve import EXTERNAL, Module, ModuleFinder
+from .resolve import EXTERNAL, Module, ModuleFinder, absolute_name
 from .scan import check_syntax, scan_extension, scan_source
 from .stdlib import runtime_modules
 
@@ -289,11 +289,7 @@ class PythonSession:
         package = self.finder.package_of(importer)
         if package is None:
             return None
-        parts = package.split(".") if package else []
-        if ref.level - 1 >= len(parts):        # "beyond top-level package", as Python says
-            return None
-        base = parts[: len(parts) - (ref.level - 1)]
-        return ".".join(base + ([ref.target] if ref.target else [])) or None
+        return absolute_name(package, ref.level, ref.target)
 
     def _module_edges(self, modules: Sequence[Module], reason: Reason, detail: str = "") -> list[Edge]:
         edges = []
