@@ -72,6 +72,8 @@ def tree_dirs(out: Path, report: dict[str, Any]) -> tuple[Path, Path]:
 
 
 def verify_tree(out: Path, smoke: str, timeout: float = DEFAULT_TIMEOUT) -> SmokeResult:
+    # absolute: the smoke runs in the app's directory, where a relative OUT means something else
+    out = Path(os.path.abspath(out))
     report = read_tree_report(out)
     analyzer = get_analyzer(report["language"], out)
     app_out, deps_out = tree_dirs(out, report)
@@ -87,6 +89,15 @@ def verify_tree(out: Path, smoke: str, timeout: float = DEFAULT_TIMEOUT) -> Smok
         result = _run(smoke, app_out, env, timeout, hidden)
     result.missing = missing_from_output(result.output_tail, analyzer.failure_patterns) if not result.passed else []
     return result
+
+
+def _tail(text: str) -> str:
+    """The last TAIL_CHARS of the output, from the start of a line (a cut name reads as a real one)."""
+    if len(text) <= TAIL_CHARS:
+        return text
+    tail = text[-TAIL_CHARS:]
+    newline = tail.find("\n")
+    return tail[newline + 1:] if 0 <= newline < len(tail) - 1 else tail
 
 
 def dirs_to_hide(out: Path, names: tuple[str, ...]) -> list[Path]:
@@ -149,7 +160,7 @@ def _run(command: str, cwd: Path, env: dict[str, str], timeout: float,
         sink.seek(max(0, size - TAIL_CHARS * 4))
         text = sink.read().decode("utf-8", "replace")
     code = None if timed_out else proc.returncode
-    return SmokeResult(code == 0, code, timed_out, [], text[-TAIL_CHARS:])
+    return SmokeResult(code == 0, code, timed_out, [], _tail(text))
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:

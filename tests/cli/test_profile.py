@@ -100,3 +100,15 @@ def test_recording_sees_the_deps_not_the_host_site_packages(tmp_path: Path) -> N
     data = json.loads(profile.read_text())
     assert data["runs"][0]["exit_code"] == 0, "pip from the host's site-packages was importable"
     assert any(f.endswith("plug/hidden.py") for f in data["files"])        # the recorder still ran
+
+
+def test_smoke_after_prune_with_a_relative_out_sees_the_pruned_deps(tmp_path: Path) -> None:
+    """`prune --out ./pruned --smoke CMD`: the smoke runs in the pruned app's directory, so the
+    deps' path it is given must not be relative to the caller's directory."""
+    app, deps = _python_app(tmp_path)
+    (app / "main.py").write_text("import plug.hidden\nprint(plug.hidden.VALUE)\n")
+    result = run_cli("prune", "app", "--deps", "deps", "--out", "pruned", "--smoke", "python3 main.py",
+                     "--format", "json", cwd=tmp_path)
+    assert result.code == 0, result.out + result.err
+    report = json.loads(result.out)
+    assert report["verify"]["passed"] and "from the hidden module" in report["verify"]["output_tail"]

@@ -128,7 +128,7 @@ def scan_source(path: str, data: bytes, cwd: str, resolve: Callable[[str], str |
     tree = _parser(dialect).parse(data)
     scanner = _Scanner(path, data, cwd, resolve, watched, calls)
     scanner.run(tree.root_node, _query(dialect))
-    diagnostics = []
+    diagnostics = list(dict.fromkeys(scanner.diagnostics))
     if tree.root_node.has_error:
         line = _first_error_line(tree.root_node)
         diagnostics.append(Diagnostic("syntax-error", "syntax error; scanned as far as the parse tree allows",
@@ -156,6 +156,7 @@ class _Scanner:
         self.env = Env(path, cwd, resolve, calls)
         self.eval = Evaluator(self.env, data)
         self.refs: list[Ref] = []
+        self.diagnostics: list[Diagnostic] = []
         self.climbed: set[tuple[int, int]] = set()
         self.last_climbed = (-1, -1)
         self.called: set[str] = set()        # the [[call]] callees called so far ("<package>:<path>")
@@ -572,12 +573,27 @@ class _Scanner:
                         self.require_arg(side, at, kind, optional)
                 return
         value = self.eval.value(arg, True)
-        for spec in _strings(value):
-            if WILDCARD in spec:
-                if spec.startswith(("./", "../", "/")):
-                    self.add(kind + "-glob" if kind == "require" else "import-glob", spec, at)
-            else:
+        specs = list(_strings(value))
+        for spec in specs:
+            if WILDCARD not in spec:
                 self.add(kind, spec, at, optional)
+            elif spec.startswith(WILDCARD):
+                self._computed_name(at, kind)
+            else:
+                # ./locale/<name>, dayjs/locale/<name>, jstransformer-<name>: every module it can name
+                self.add(kind + "-glob" if kind == "require" else "import-glob", spec, at)
+        if not specs:
+            self._computed_name(at, kind)
+
+    def _computed_name(self, at: Node, kind: str) -> None:
+        """A module name made at run time with no fixed start: nothing to follow. Said (the session
+        keeps it for the app's own files), since a miss here only shows when that line runs. Inside
+        `try` the code expects the load to fail (optional modules): not said."""
+        if _inside_try(at):
+            return
+        self.diagnostics.append(Diagnostic(
+            "dynamic-require", f"{kind}() of a name computed at run time: what it loads is not traced "
+            "(add it with --keep, or let `prune --smoke CMD --repair` find it)", None, at.start_point[0] + 1))
 
     def climb(self, node: Node, value: Any) -> None:
         """From a static leaf, go out to the largest expression that is still static, then

@@ -19,7 +19,7 @@ from microprune.model import (Diagnostic, Edge, Entry, External, Package, Reason
                               Unresolved)
 from microprune.paths import display, is_within, normalise
 
-from .entries import EntryFinder
+from .entries import PACKAGE_RUNNERS, START_ORIGIN, EntryFinder, StartCommand
 from .hints import CallRule, Hint, Narrowing, load_calls, load_hints, load_narrowings
 from .resolve import Found, Resolver, outermost_node_modules, package_dir_of, split_package
 from .evaluate import WILDCARD
@@ -38,6 +38,8 @@ GLOB_EXCLUDED_NAMES = frozenset({"CHANGELOG.md", "README.md", "readme.md", "chan
 # A .js file this big, kept only because its directory is served or read whole, is a browser bundle
 # (swagger-ui's is 1.6 MB): data, not parsed.
 STATIC_BUNDLE_BYTES = 128 * 1024
+# Said only of the app's own files: in a dependency they are the package's business (and many).
+APP_ONLY_DIAGNOSTICS = frozenset({"syntax-error", "dynamic-require"})
 SHARED_LIBRARY = re.compile(r"\.so(\.\d+)*$")
 BUILTINS_FILE = Path(__file__).with_name("builtins.txt")
 DEFAULT_NODE_VERSION = "20.0.0"
@@ -56,6 +58,8 @@ class NodeSession:
         self.request = request
         self.app_root = normalise(request.app_dir)
         self._diagnostics: list[Diagnostic] = []
+        self.start: StartCommand | None = None         # scripts.start, when an entry came from it
+        self.runner_program: Path | None = None
         self.deps_root = self._find_deps(request)
         self.layout = Layout(app_dir=".", deps_dir="node_modules")
         self.cwd = normalise(Path(request.options.get("cwd") or self.app_root))
@@ -132,6 +136,7 @@ class NodeSession:
         if self.request.entries:
             return finder.from_specs(self.request.entries, self.request.options.get("entry_origin", "--entry"))
         found = finder.detect()
+        self.start, self.runner_program = finder.start, finder.runner_program
         if not found:
             raise UsageError(f"no entry point found in {display(self.app_root)}: package.json has no "
                              "scripts.start, main or bin, and there is no server.js/index.js/app.js/main.js; "
@@ -151,9 +156,28 @@ class NodeSession:
         return {}
 
     def run_command(self, entry: Entry, app_out: str, deps_out: str) -> str:
-        script = posixpath.join(app_out, entry.files[0].relative_to(self.app_root).as_posix()) \
-            if is_within(entry.files[0], self.app_root) else display(entry.files[0])
-        return f"node {shlex.quote(script)}"
+        return shlex.join(self._command_words(entry, "node", app_out, deps_out))
+
+    def _command_words(self, entry: Entry, node: str, app_out: str, deps_out: str) -> list[str]:
+        """`node [preloads] [runner program] SCRIPT` in OUT: what scripts.start ran, with the
+        runner's program from the pruned deps (`ts-node index.ts` -> node .../ts-node/dist/bin.js)."""
+        script = self._out_path(entry.files[0], app_out, deps_out)
+        start = self.start if entry.origin == START_ORIGIN else None
+        if start is None:
+            return [node, script]
+        words = [node]
+        for flag, spec in start.preloads:
+            words += [flag, spec]
+        if start.runner in PACKAGE_RUNNERS and self.runner_program is not None:
+            words.append(self._out_path(self.runner_program, app_out, deps_out))
+        return [*words, script]
+
+    def _out_path(self, path: Path, app_out: str, deps_out: str) -> str:
+        if self.deps_root is not None and is_within(path, self.deps_root):
+            return posixpath.join(deps_out, path.relative_to(self.deps_root).as_posix())
+        if is_within(path, self.app_root):
+            return posixpath.join(app_out, path.relative_to(self.app_root).as_posix())
+        return display(path)
 
     def image_runtime(self, entries: Sequence[Entry], externals: set[str], app_out: str,
                       deps_out: str) -> ImageRuntime:
@@ -163,12 +187,11 @@ class NodeSession:
             raise UsageError("no local `node` to build the image's runtime from; install Node.js, or pass --base "
                              "with an image file")
         binary = os.path.realpath(node)
-        entry = entries[0].files[0] if entries else self.app_root / "index.js"
-        script = posixpath.join(app_out, entry.relative_to(self.app_root).as_posix()) \
-            if is_within(entry, self.app_root) else display(entry)
+        entry = entries[0] if entries else Entry("index.js", "script", "usual name", (self.app_root / "index.js",))
+        command = tuple(self._command_words(entry, binary, app_out, deps_out))
         env = (("PATH", f"{posixpath.dirname(binary)}:/usr/local/bin:/usr/bin:/bin"), ("NODE_ENV", "production"),
                ("LANG", "C.UTF-8"))
-        return ImageRuntime((binary,), (binary, script), env, app_out)
+        return ImageRuntime((binary,), command, env, app_out)
 
     # -- scanning -------------------------------------------------------------------------------------
     def wants_scan(self, path: Path) -> bool:
@@ -189,7 +212,7 @@ class NodeSession:
         result = scan_source(str(path), data, str(self.cwd), lambda spec: self._resolve_value(spec, path),
                              self._watched, self.calls)
         diagnostics = tuple(Diagnostic(d.code, d.message, path, d.line) for d in result.diagnostics
-                            if d.code != "syntax-error" or self._is_app_file(path))
+                            if d.code not in APP_ONLY_DIAGNOSTICS or self._is_app_file(path))
         return Scan(result.refs, diagnostics)
 
     def _resolve_value(self, spec: str, importer: Path) -> str | None:
@@ -236,12 +259,50 @@ class NodeSession:
         if narrowing is not None:
             self._narrowed[(importer, ref.line, ref.target)] = narrowing
             return Resolved(())          # answered by deferred(), once every call is seen
-        pattern = posixpath.normpath(posixpath.join(str(importer.parent), ref.target))
-        files = self._glob(pattern, dot=False, module_extensions=True)
+        if ref.target.startswith(("./", "../", "/")):
+            pattern = posixpath.normpath(posixpath.join(str(importer.parent), ref.target))
+            files = self._glob(pattern, dot=False, module_extensions=True)
+        else:
+            files = self._bare_glob(ref.target, importer, ref.kind == "import-glob")
         self._code.update(self.inventory.canonical(f) for f in files)
         if not files:
             return Unresolved(f"no file matches {ref.target.replace(WILDCARD, '*')!r}", ())
         return Resolved(tuple(Edge(p, Reason.DYNAMIC, ref.target) for p in files))
+
+    def _bare_glob(self, spec: str, importer: Path, esm: bool) -> list[Path]:
+        """`require('dayjs/locale/' + name)`: the matching files of the package node would find;
+        `require('jstransformer-' + name)`: every package the name can make, as node would find
+        it from the importer (the nearest node_modules that has one)."""
+        name, _, rest = spec.partition("/")
+        if name.startswith("@"):
+            scope_name, _, rest = rest.partition("/")
+            name = f"{name}/{scope_name}"
+        files: list[Path] = []
+        taken: set[str] = set()
+        for modules in self.resolver.node_modules_dirs(importer.parent):
+            for package in self._packages_named(modules, name):
+                package_name = _package_name(package)
+                if package_name in taken:
+                    continue            # a nearer node_modules had it: node stops there
+                taken.add(package_name)
+                if WILDCARD in rest:
+                    files.extend(self._glob(f"{package}/{rest}", dot=False, module_extensions=True))
+                    continue
+                found = self.resolver.resolve(package_name + ("/" + rest if rest else ""), importer, esm)
+                if found is not None:
+                    files.extend(found.files)
+        return list(dict.fromkeys(files))
+
+    def _packages_named(self, modules: Path, name: str) -> list[Path]:
+        if WILDCARD not in name:
+            return [modules / name] if self.inventory.is_dir(modules / name) else []
+        scope, _, base = name.rpartition("/")
+        parent = modules / scope if scope else modules
+        if WILDCARD in scope or not self.inventory.is_dir(parent):
+            return []
+        regex = re.compile(re.escape(base).replace(re.escape(WILDCARD), "[^/]*"))
+        return sorted(parent / child for child in self.inventory.listdir(parent)
+                      if regex.fullmatch(child) and not child.startswith(".") and self.inventory.is_dir(parent / child))
 
     def _narrowing_for(self, ref: Ref, importer: Path) -> Narrowing | None:
         package_dir = package_dir_of(importer, self.deps_root)

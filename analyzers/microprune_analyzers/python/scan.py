@@ -255,10 +255,31 @@ def _call_ref(data: bytes, name: bytes, args_start: int, line: int) -> Iterator[
     if level and not re.search(rb"__name__|__package__|__spec__|package\s*=", arg.group("rest")):
         return                      # relative to a package we cannot see: give up quietly
     target = text[level:]
+    if name == b"__import__" and not level:
+        level = _import_level(data, args_start)     # __import__("region_" + c, globals(), level=1)
     if is_prefix:
         yield Ref(line, "dynamic-prefix", target, level, optional=True)
     elif (target or level) and (not target or _NAME_STRING.match(target)):
         yield Ref(line, "dynamic", target, level, speculative=name in _DYNAMIC_SPECULATIVE, optional=True)
+
+
+_LEVEL_KEYWORD = re.compile(rb"\blevel\s*=\s*([1-9])")
+
+
+def _import_level(data: bytes, args_start: int) -> int:
+    """The `level=N` keyword of an __import__ call whose arguments start at ``args_start``
+    (within its parentheses, which may hold calls such as globals(); bounded look-ahead)."""
+    depth = 0
+    for i in range(args_start, min(len(data), args_start + 1024)):
+        byte = data[i]
+        if byte == 0x28:
+            depth += 1
+        elif byte == 0x29:
+            if depth == 0:
+                found = _LEVEL_KEYWORD.search(data, args_start, i)
+                return int(found.group(1)) if found else 0
+            depth -= 1
+    return 0
 
 
 def check_syntax(data: bytes, filename: str) -> Diagnostic | None:

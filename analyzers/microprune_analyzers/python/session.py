@@ -233,8 +233,9 @@ class PythonSession:
             return self._scan_native(path, data)
         if path.name.endswith(".so"):
             return Scan()
-        result = self._only_resolvable_strings(scan_source(data))
-        if not is_within(path, self.app_root) or (self.deps_root and is_within(path, self.deps_root)):
+        in_app = is_within(path, self.app_root) and not (self.deps_root and is_within(path, self.deps_root))
+        result = self._only_resolvable_strings(scan_source(data), in_app)
+        if not in_app:
             return result
         problem = check_syntax(data, str(path))    # the app's own code: worth telling
         if problem is None:
@@ -248,7 +249,7 @@ class PythonSession:
             refs.extend(scan_extension(section(data, ".rodata") or data).refs)
         return self._only_resolvable_strings(Scan(refs=tuple(refs)))
 
-    def _only_resolvable_strings(self, scan: Scan) -> Scan:
+    def _only_resolvable_strings(self, scan: Scan, in_app: bool = False) -> Scan:
         """Drop the string literals `_resolve_string` could not turn into a kept file.
 
         Most strings are dict keys and messages: this cheap test, run in the scan
@@ -258,9 +259,11 @@ class PythonSession:
         if self._string_heads is None:
             self._string_heads = self._resolvable_string_heads()
         groups, app_packages, tops = self._string_heads
+        # A bare name may be a deps package only where a framework convention reads it: the app's code.
+        bare = tops if in_app and self.conventions else app_packages
         refs = tuple(r for r in scan.refs if r.kind != "string" or r.target in groups or (
             r.target.replace(":", ".").partition(".")[0] in tops if "." in r.target or ":" in r.target
-            else r.target in app_packages))
+            else r.target in bare))
         return scan if len(refs) == len(scan.refs) else Scan(refs, scan.diagnostics)
 
     def _resolvable_string_heads(self) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
@@ -424,7 +427,7 @@ class PythonSession:
         if plugins and ref.target not in SCRIPT_GROUPS:
             return Resolved(tuple(self._plugin_edges(ref.target)))
         if "." not in ref.target and ":" not in ref.target:
-            return self._app_package_string(ref.target)
+            return self._bare_package_string(ref.target, importer)
         module = self._longest_module(ref.target.replace(":", "."))
         if module is None or module == EXTERNAL:
             return Unresolved("not a module")
@@ -444,14 +447,19 @@ class PythonSession:
             edges.extend(self._plugin_edges(group, f"entry-point group {group!r} starts with f-string {ref.target!r}"))
         return Resolved(tuple(edges))
 
-    def _app_package_string(self, name: str) -> Resolution:
-        """A bare name is too common to be taken for a deps module, but a package of the
-        app itself named in a string ('polls' in INSTALLED_APPS) ships anyway: trace it."""
+    def _bare_package_string(self, name: str, importer: Path) -> Resolution:
+        """A bare name is too common to be taken for any deps module, but two are meant as one:
+        a package of the app itself named in a string ('polls' in INSTALLED_APPS), which ships
+        anyway, and a deps package named in the app's own code that has the submodules a
+        framework's convention imports ('rest_framework' in INSTALLED_APPS: its apps, migrations,
+        templatetags)."""
         found = self.finder.find(name)
-        if not isinstance(found, Module) or found.file is None or self.inventory.root_of(found.file) != "app" \
-                or not found.is_package:
+        if not isinstance(found, Module) or found.file is None or not found.is_package:
             return Unresolved("not a module path")
-        return Resolved(tuple(self._module_edges([found], Reason.STRING) + self._convention_edges(name)))
+        conventions = self._convention_edges(name)
+        if self.inventory.root_of(found.file) != "app" and not (conventions and self.inventory.root_of(importer) == "app"):
+            return Unresolved("not a module path")
+        return Resolved(tuple(self._module_edges([found], Reason.STRING) + conventions))
 
     def _convention_edges(self, package: str) -> list[Edge]:
         """Submodules a framework imports by convention from packages named in settings."""
