@@ -12,7 +12,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-_KEYS = {"package", "when", "keep", "scan", "requires", "optional-dependencies", "why"}
+_KEYS = {"package", "when", "keep", "scan", "requires", "optional-dependencies", "app-files", "why"}
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class Hint:
     scan: tuple[str, ...] = ()         # files kept and read as code (scripts without an extension)
     requires: tuple[str, ...] = ()     # specifiers the package loads by computed names
     optional_dependencies: bool = False    # its installed optionalDependencies, whole (platform binaries)
+    app_files: tuple[str, ...] = ()    # globs relative to the app (the cwd): its files the package runs
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,21 @@ class Narrowing:
     glob: str                          # the relative specifier, `*` for the computed part
     calls: tuple[str, ...]             # method names, as in `moment.locale('fr')`
     why: str
+    # Calls that take the name as a later argument (`moment(text, format, 'fr')`): the
+    # packages whose value is called, the callee paths ("" the module itself), the index.
+    argument_of: tuple[str, ...] = ()
+    argument_callees: tuple[str, ...] = ()
+    argument_index: int = 0
+
+    def argument_rules(self) -> tuple[CallRule, ...]:
+        """The calls that name a match through an argument, as [[call]] rules that report it
+        as if passed to the first of ``calls``."""
+        return tuple(CallRule(package, self.argument_callees, (str(self.argument_index),), self.why,
+                              narrows=self.calls[0]) for package in self.argument_of)
 
 
 _NARROW_KEYS = {"package", "glob", "calls", "why"}
+_NARROW_ARGUMENT_KEYS = {"packages", "callee", "index"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,8 @@ class CallRule:
     why: str
     match: tuple[tuple[int, str], ...] = ()    # (argument index, the string literal it must be)
     unless: str = ""                   # a callee path of the package: once called in the file, no module
+    narrows: str = ""                  # set by a [[narrow]]: the argument is a name for it, not a require
+    directory: bool = False            # the strings name directories (relative to the caller) of modules
 
     @property
     def name(self) -> str:
@@ -60,7 +75,7 @@ class CallRule:
         return "call:" + self.package + ("" if not first or first.startswith("(") else ".") + first
 
 
-_CALL_KEYS = {"package", "callee", "require", "match", "unless", "why"}
+_CALL_KEYS = {"package", "callee", "require", "match", "unless", "directory", "why"}
 _CALLEE = re.compile(r"^$|^(\(\)|[A-Za-z_$][\w$]*)(\.(\(\)|[A-Za-z_$][\w$]*))*$")
 _REQUIRE_PATH = re.compile(r"^\d+(\.[A-Za-z_$][\w$]*(\[\])?)*$")
 
@@ -75,10 +90,14 @@ def _table() -> dict[str, list[dict[str, object]]]:
 def load_narrowings() -> dict[str, Narrowing]:
     found = {}
     for raw in _table().get("narrow", []):
-        if set(raw) != _NARROW_KEYS:
-            raise ValueError(f"bad node [[narrow]] {raw!r}: keys must be {sorted(_NARROW_KEYS)}")
+        argument = raw.get("argument", {})
+        if set(raw) - {"argument"} != _NARROW_KEYS or not isinstance(argument, dict) \
+                or (argument and set(argument) != _NARROW_ARGUMENT_KEYS):
+            raise ValueError(f"bad node [[narrow]] {raw!r}: keys must be {sorted(_NARROW_KEYS)} and optionally "
+                             f"argument = {{ {', '.join(sorted(_NARROW_ARGUMENT_KEYS))} }}")
         narrowing = Narrowing(str(raw["package"]), str(raw["glob"]), tuple(map(str, raw["calls"])),  # type: ignore[call-overload]
-                              str(raw["why"]))
+                              str(raw["why"]), tuple(map(str, argument.get("packages", ()))),
+                              tuple(map(str, argument.get("callee", ()))), int(argument.get("index", 0)))
         found[narrowing.package] = narrowing
     return found
 
@@ -93,7 +112,7 @@ def load_hints() -> dict[str, Hint]:
         hint = Hint(str(raw["package"]), str(raw["why"]), str(raw.get("when", "")),
                     tuple(raw.get("keep", ())), tuple(raw.get("scan", ())),  # type: ignore[arg-type]
                     tuple(raw.get("requires", ())),  # type: ignore[arg-type]
-                    bool(raw.get("optional-dependencies", False)))
+                    bool(raw.get("optional-dependencies", False)), tuple(raw.get("app-files", ())))  # type: ignore[arg-type]
         hints[hint.package] = hint
     return hints
 
@@ -116,7 +135,8 @@ def load_calls() -> tuple[CallRule, ...]:
             raise ValueError(f"bad node [[call]] {raw!r}: keys {sorted(_CALL_KEYS)}, callee/require paths "
                              f"as the header of hints.toml describes")
         rules.append(CallRule(str(raw["package"]), tuple(callee), tuple(paths), str(raw["why"]),
-                              tuple(sorted((int(k), v) for k, v in match.items())), unless))
+                              tuple(sorted((int(k), v) for k, v in match.items())), unless,
+                              directory=bool(raw.get("directory", False))))
     names = [rule.name for rule in rules]
     if len(set(names)) != len(names):
         raise ValueError(f"node [[call]] entries with the same first callee: {sorted(names)}")

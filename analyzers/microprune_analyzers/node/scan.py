@@ -356,6 +356,22 @@ class _Scanner:
             return
         self.call(value, node, callee, args)
 
+    def _directory_of_modules(self, arg: Node, at: Node) -> None:
+        """yargs' commandDir('cmds'): every module below that directory, relative to this file."""
+        for name in _strings(self.eval.value(arg, False)):
+            if WILDCARD in name or not name.strip("./"):
+                continue
+            spec = name if name.startswith(("./", "../", "/")) else "./" + name
+            self.add("require-glob", spec.rstrip("/") + "/" + WILDCARD, at)
+
+    def _named_by_argument(self, method: str, arg: Node, at: Node) -> None:
+        """`moment(text, format, 'fr')`: the name as if given to .locale(); a flag there
+        (`moment(text, format, true)`, strict parsing) names nothing."""
+        value = self.eval.value(arg, False)
+        if isinstance(value, (bool, int, float)) or value is None or value is UNDEFINED:
+            return
+        self._watched_call(method, arg, at)
+
     def _watched_call(self, method: str, arg: Node, at: Node) -> None:
         value = self.eval.value(arg, True)
         names = [value] if isinstance(value, str) else value if isinstance(value, list) else []
@@ -447,7 +463,12 @@ class _Scanner:
                 index, *segments = path.split(".")
                 if int(index) < len(args):
                     for leaf in islice(self._select(args[int(index)], segments, 0, frozenset()), MAX_SELECTED):
-                        self.require_arg(leaf, node, "require")
+                        if rule.narrows:
+                            self._named_by_argument(rule.narrows, leaf, node)
+                        elif rule.directory:
+                            self._directory_of_modules(leaf, node)
+                        else:
+                            self.require_arg(leaf, node, "require")
 
     def _select(self, node: Node, segments: list[str], depth: int, seen: frozenset[str]) -> Iterator[Node]:
         """The expressions at a property path of ``node`` (["transport", "targets[]", "target"])."""

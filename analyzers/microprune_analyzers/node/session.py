@@ -75,7 +75,8 @@ class NodeSession:
         use_hints = request.options.get("use_hints", True)
         self.hints: dict[str, Hint] = load_hints() if use_hints else {}
         self.narrowings: dict[str, Narrowing] = load_narrowings() if use_hints else {}
-        self.calls: tuple[CallRule, ...] = load_calls() if use_hints else ()
+        self.calls: tuple[CallRule, ...] = load_calls() + tuple(
+            rule for narrowing in load_narrowings().values() for rule in narrowing.argument_rules()) if use_hints else ()
         self._watched = frozenset(call for n in self.narrowings.values() for call in n.calls)
         self._call_args: dict[str, set[tuple[str, str]]] = {}   # method -> (calling package, first argument)
         self._narrowed: dict[tuple[Path, int, str], Narrowing] = {}     # (importer, line, spec) -> rule
@@ -504,6 +505,10 @@ class NodeSession:
                          if regex.fullmatch(p.relative_to(package_dir).as_posix()))
         if hint.optional_dependencies:
             edges.extend(Edge(p, Reason.HINT, detail) for p in self._optional_dependency_files(package_dir, 2))
+        for pattern in hint.app_files:       # the app's own files the package runs: traced as code
+            regex = re.compile(_fnmatch_path(pattern))
+            edges.extend(Edge(p, Reason.HINT, detail) for p in self.inventory.walk_files(self.cwd)
+                         if self._is_app_file(p) and regex.fullmatch(p.relative_to(self.cwd).as_posix()))
         return edges
 
     def _package_files_under(self, package_dir: Path) -> list[Path]:
