@@ -67,6 +67,7 @@ class CallRule:
     unless: str = ""                   # a callee path of the package: once called in the file, no module
     narrows: str = ""                  # set by a [[narrow]]: the argument is a name for it, not a require
     directory: bool = False            # the strings name directories (relative to the caller) of modules
+    unreadable: tuple[str, ...] = ()   # when the argument cannot be read: these, if installed
 
     @property
     def name(self) -> str:
@@ -75,7 +76,7 @@ class CallRule:
         return "call:" + self.package + ("" if not first or first.startswith("(") else ".") + first
 
 
-_CALL_KEYS = {"package", "callee", "require", "match", "unless", "directory", "why"}
+_CALL_KEYS = {"package", "callee", "require", "match", "unless", "directory", "unreadable", "why"}
 _CALLEE = re.compile(r"^$|^(\(\)|[A-Za-z_$][\w$]*)(\.(\(\)|[A-Za-z_$][\w$]*))*$")
 _REQUIRE_PATH = re.compile(r"^\d+(\.[A-Za-z_$][\w$]*(\[\])?)*$")
 
@@ -129,6 +130,7 @@ def load_calls() -> tuple[CallRule, ...]:
         unless = raw.get("unless", "")
         if (unknown or missing or not isinstance(callee, list) or not callee or not isinstance(paths, list)
                 or not paths or not isinstance(match, dict) or not isinstance(unless, str)
+                or not isinstance(raw.get("unreadable", []), list) or not isinstance(raw.get("directory", False), bool)
                 or not all(isinstance(c, str) and _CALLEE.match(c) for c in callee + [unless])
                 or not all(isinstance(p, str) and _REQUIRE_PATH.match(p) for p in paths)
                 or not all(isinstance(k, str) and k.isdigit() and isinstance(v, str) for k, v in match.items())):
@@ -136,7 +138,8 @@ def load_calls() -> tuple[CallRule, ...]:
                              f"as the header of hints.toml describes")
         rules.append(CallRule(str(raw["package"]), tuple(callee), tuple(paths), str(raw["why"]),
                               tuple(sorted((int(k), v) for k, v in match.items())), unless,
-                              directory=bool(raw.get("directory", False))))
+                              directory=bool(raw.get("directory", False)),
+                              unreadable=tuple(map(str, raw.get("unreadable", ())))))  # type: ignore[call-overload]
     names = [rule.name for rule in rules]
     if len(set(names)) != len(names):
         raise ValueError(f"node [[call]] entries with the same first callee: {sorted(names)}")

@@ -356,6 +356,11 @@ class _Scanner:
             return
         self.call(value, node, callee, args)
 
+    def _readable_names(self, arg: Node) -> bool:
+        """The argument gives module names we can read (every branch of it)."""
+        names = list(_strings(self.eval.value(arg, True)))
+        return bool(names) and not any(name.startswith(WILDCARD) for name in names)
+
     def _directory_of_modules(self, arg: Node, at: Node) -> None:
         """yargs' commandDir('cmds'): every module below that directory, relative to this file."""
         for name in _strings(self.eval.value(arg, False)):
@@ -467,6 +472,9 @@ class _Scanner:
                             self._named_by_argument(rule.narrows, leaf, node)
                         elif rule.directory:
                             self._directory_of_modules(leaf, node)
+                        elif rule.unreadable and not self._readable_names(leaf):
+                            for spec in rule.unreadable:    # any of these, if installed
+                                self.add("require-installed", spec, node)
                         else:
                             self.require_arg(leaf, node, "require")
 

@@ -245,6 +245,11 @@ class NodeSession:
             return Unresolved(f"cannot resolve {spec!r}", (spec,))
         return Resolved(self._edges(found, Reason.IMPORT, spec))
 
+    def _resolve_if_installed(self, ref: Ref, importer: Path) -> Resolution:
+        """One of a [[call]] rule's candidates: kept when installed, silent when not."""
+        found = self.resolver.resolve(ref.target, importer, False)
+        return Resolved(self._edges(found, Reason.HINT, ref.target)) if found is not None else Resolved(())
+
     def _installed(self, name: str, importer: Path) -> bool:
         """A package shadowing a builtin name (`require('punycode/')`, npm's `string_decoder`)."""
         return name.endswith("/") and self.resolver.resolve(name, importer, False) is not None
@@ -622,6 +627,7 @@ _RESOLVERS = {
     "require": NodeSession._resolve_module,
     "import": NodeSession._resolve_module,
     "require-glob": NodeSession._resolve_glob,
+    "require-installed": NodeSession._resolve_if_installed,
     "import-glob": NodeSession._resolve_glob,
     "asset": NodeSession._resolve_asset,
     "asset-dir": NodeSession._resolve_asset_dir,

@@ -64,6 +64,9 @@ _DYNAMIC_SPECULATIVE = {b"find_spec", b"import_string"}
 # replacement field follows it: `f"opentelemetry_{provider}"` -> "opentelemetry_"
 # (`{{` is a literal brace, not a field). `f"tele{x}"` is no group's prefix: too loose.
 _FSTRING_HEAD = re.compile(rb"([A-Za-z_][A-Za-z0-9_.-]{1,98}[._-])\{(?!\{)")
+# ... and its fixed dotted tail after a replacement field: `f"{APP_NAME}.transforms"` -> ".transforms"
+# (`f"{kind}_plugins"` is too loose: only a dot starts a tail)
+_FSTRING_TAIL = re.compile(rb"(?<!\})\}(\.[A-Za-z_][A-Za-z0-9_.-]{3,97})$")
 
 
 _MAIN_GUARD = re.compile(rb"""^if[ \t]+__name__[ \t]*==[ \t]*(['"])__main__\1[ \t]*:""", re.M)
@@ -114,6 +117,7 @@ def _lex_refs(data: bytes) -> Iterator[Ref]:
     skip_to = -1
     strings: dict[str, int] = {}
     prefixes: dict[str, int] = {}
+    suffixes: dict[str, int] = {}
     literals: set[bytes] = set()
     lazy = False
     for match in _TOKEN.finditer(data):
@@ -127,14 +131,14 @@ def _lex_refs(data: bytes) -> Iterator[Ref]:
         last = start
         if first in _QUOTES:
             if start and data[start - 1] in _WORD:          # a prefix (b"", f"", r""): read it
-                _note_string(data, start, match.end(), strings, prefixes, line)
+                _note_string(data, start, match.end(), strings, prefixes, suffixes, line)
             else:
                 # No prefix: the literal alone decides, and a file repeats most of its
                 # literals ('axis', "dtype"); the first one seen gives the line.
                 literal = match.group()
                 if literal not in literals:
                     literals.add(literal)
-                    _note_string(data, start, match.end(), strings, prefixes, line)
+                    _note_string(data, start, match.end(), strings, prefixes, suffixes, line)
             continue
         word = match.group()
         if word in (b"import", b"from"):
@@ -150,6 +154,8 @@ def _lex_refs(data: bytes) -> Iterator[Ref]:
             yield Ref(first_line, "string", text, speculative=True)
     for text, first_line in prefixes.items():
         yield Ref(first_line, "string-prefix", text, speculative=True)
+    for text, first_line in suffixes.items():
+        yield Ref(first_line, "string-suffix", text, speculative=True)
     if lazy:
         # Submodules a module __getattr__ may hand out: names ("dataclasses") and relative
         # names (".functional_validators") among the file's strings.
@@ -169,7 +175,7 @@ def _starts_lazy(data: bytes, word: bytes, start: int) -> bool:
 
 
 def _note_string(data: bytes, start: int, end: int, strings: dict[str, int], prefixes: dict[str, int],
-                 line: int) -> None:
+                 suffixes: dict[str, int], line: int) -> None:
     if end - start > _MAX_STRING + 2 or data[start + 1:start + 3] == data[start:start + 1] * 2:
         return                         # long, or triple-quoted: a docstring, not a name
     prefix_start = start
@@ -181,6 +187,9 @@ def _note_string(data: bytes, start: int, end: int, strings: dict[str, int], pre
         head = _FSTRING_HEAD.match(data, start + 1, end - 1)
         if head is not None:
             prefixes.setdefault(head.group(1).decode("ascii"), line)
+        tail = _FSTRING_TAIL.search(data, start + 1, end - 1)
+        if tail is not None:
+            suffixes.setdefault(tail.group(1).decode("ascii"), line)
         return
     if prefix and (b"b" in prefix or b"f" in prefix or not prefix.strip(b"ru") == b""):
         return                         # bytes, f-strings, or the tail of an identifier

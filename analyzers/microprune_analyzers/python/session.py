@@ -447,6 +447,16 @@ class PythonSession:
             edges.extend(self._plugin_edges(group, f"entry-point group {group!r} starts with f-string {ref.target!r}"))
         return Resolved(tuple(edges))
 
+    def _resolve_string_suffix(self, ref: Ref, importer: Path) -> Resolution:
+        """The fixed tail of an f-string (`entry_points(group=f"{APP_NAME}.transforms")`): the
+        plugins of every entry-point group that ends with it (groups only, as for heads)."""
+        groups = [g for g in self.dists.groups if g.endswith(ref.target) and len(g) > len(ref.target)
+                  and g not in SCRIPT_GROUPS]
+        edges = []
+        for group in sorted(groups):
+            edges.extend(self._plugin_edges(group, f"entry-point group {group!r} ends with f-string {ref.target!r}"))
+        return Resolved(tuple(edges))
+
     def _bare_package_string(self, name: str, importer: Path) -> Resolution:
         """A bare name is too common to be taken for any deps module, but two are meant as one:
         a package of the app itself named in a string ('polls' in INSTALLED_APPS), which ships
@@ -788,6 +798,7 @@ _RESOLVERS = {
     "dynamic-prefix": PythonSession._resolve_prefix,
     "string": PythonSession._resolve_string,
     "string-prefix": PythonSession._resolve_string_prefix,
+    "string-suffix": PythonSession._resolve_string_suffix,
     "lazy-submodules": PythonSession._resolve_lazy_submodules,
     "native-names": PythonSession._resolve_native_names,
     "siblings": PythonSession._resolve_siblings,
