@@ -42,7 +42,8 @@ pytestmark = pytest.mark.network
 # One shared tree for every app: one pip run, and each prune must still pick only what its
 # app uses out of a crowded site-packages.
 REQUIREMENTS = ["gunicorn==27.*", "uvicorn==0.*", "sqlalchemy==2.*", "pygments==2.*", "opentelemetry-api==1.*",
-                "opentelemetry-sdk==1.*", "tzdata", "certifi", "celery==5.*", "django==5.*"]
+                "opentelemetry-sdk==1.*", "tzdata", "certifi", "celery==5.*", "django==5.*",
+                "djangorestframework==3.*", "docutils==0.*"]
 SMOKE_TIMEOUT = "120"
 
 # --- smoke helpers, written into every app (stdlib only) -------------------------------------
@@ -549,6 +550,71 @@ DJANGO_GUNICORN = {
 }
 
 
+# A REST API with Django REST framework, named in INSTALLED_APPS by its bare name only (its
+# templatetags render the browsable API), in French: Django's own formats and translations
+# for fr are imported and read by a computed name (django.conf.locale.fr.formats).
+DJANGO_DRF = {
+    **DJANGO,
+    "mysite/urls.py": '''\
+from django.urls import path
+
+from polls.api import QuestionList
+
+urlpatterns = [path("api/questions/", QuestionList.as_view())]
+''',
+    "polls/api.py": '''\
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .models import Question
+
+
+class QuestionList(APIView):
+    def get(self, request):
+        return Response([q.text for q in Question.objects.order_by("id")])
+''',
+    "smoke_django.py": '''\
+"""The browsable API (DRF's templates and template tags) and French formats and messages."""
+import datetime
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
+import django  # noqa: E402
+
+django.setup()
+from django import forms  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.utils import formats, timezone, translation  # noqa: E402
+
+from polls.models import Question  # noqa: E402
+
+Question.objects.create(text="what is pruned?", published=timezone.now())
+api = Client().get("/api/questions/", HTTP_ACCEPT="text/html")
+assert api.status_code == 200 and b"what is pruned?" in api.content and b"rest_framework" in api.content, \\
+    api.content[:300]
+with translation.override("fr"):
+    shown = formats.date_format(datetime.date(2024, 3, 5), "DATE_FORMAT")
+    assert shown == "5 mars 2024", f"french date format lost: {shown!r}"
+    error = forms.IntegerField().error_messages["invalid"]
+    assert error == "Saisissez un nombre entier.", f"french messages lost: {error!r}"
+print("drf ok")
+''',
+}
+DJANGO_DRF["mysite/settings.py"] = DJANGO["mysite/settings.py"].replace(
+    '    "polls",\n', '    "rest_framework",\n    "polls",\n').replace("USE_TZ = True", "USE_TZ = True\nUSE_I18N = True")
+
+DOCUTILS = {
+    "main.py": '''\
+from docutils.core import publish_parts
+
+TEXT = "Titre\\n=====\\n\\n.. contents::\\n\\nSection\\n-------\\n\\nBonjour *monde*.\\n"
+parts = publish_parts(TEXT, writer_name="html5", settings_overrides={"language_code": "fr", "report_level": 5})
+assert "<em>monde</em>" in parts["body"] and "Sommaire" in parts["body"], parts["body"][:400]
+print("docutils ok")
+''',
+}
+
+
 @dataclass(frozen=True)
 class Sabotage:
     """A file deleted from a copy of OUT (relative to OUT/site-packages): the smoke must then
@@ -622,6 +688,16 @@ CASES = {
         (Sabotage("django/db/backends/sqlite3/base.py", "django.db.backends.sqlite3", STRING | HINT),
          Sabotage("django/contrib/humanize/templatetags/humanize.py", "humanize", HINT)),
         ("django", "asgiref", "sqlparse"), ("celery",)),
+    "django-drf-fr": Case(
+        DJANGO_DRF, "rm -f db.sqlite3 && python3 manage.py check && python3 manage.py migrate --noinput && "
+                    "python3 smoke_django.py",
+        (Sabotage("rest_framework/templatetags/rest_framework.py", "rest_framework", HINT),
+         Sabotage("django/conf/locale/fr/formats.py", "french date format lost", HINT)),
+        ("django", "djangorestframework"), ("celery", "gunicorn")),
+    "docutils": Case(
+        DOCUTILS, "python3 main.py",
+        (Sabotage("docutils/languages/fr.py", "Sommaire", HINT),),
+        ("docutils",), ("django",)),
     "django-gunicorn": Case(
         DJANGO_GUNICORN, "rm -f db.sqlite3 && python3 manage.py migrate --noinput && "
                          "python3 smoke_http.py '/polls/=no polls' -- python3 -S -m gunicorn",
