@@ -10,8 +10,10 @@ plain import trace misses:
   name, which only the hint knows), which needs `@img/sharp-libvips-<platform>`;
 - bcrypt 6 finds its addon with node-gyp-build under `prebuilds/<platform>`;
 - swagger-ui-dist's folder is served as static files (`absolutePath()`), read by no code;
-- moment loads `./locale/<name>` by the name given to `moment.locale()` (a [[narrow]] entry keeps
-  only that one);
+- moment loads `./locale/<name>` by the name given to `moment.locale()` or as the third argument
+  of `moment(text, format, locale)` (a [[narrow]] entry keeps only that one);
+- `require('dayjs/locale/' + lang)` names files of a package by a computed suffix; yargs'
+  `commandDir('cmds')` requires the app's command modules, whose own requires must be kept;
 - express requires the view engine named by `app.set('view engine', ...)`, which reads
   includes/partials/layouts at render time.
 
@@ -44,7 +46,7 @@ SMOKE_TIMEOUT = "60"             # verify's bound on the smoke command, in secon
 # One install for most cases (current versions); sharp 0.34 (computed platform name) on its own.
 DEPS = {"pino": "^10.0.0", "pino-pretty": "^13.0.0", "fastify": "^5.0.0", "sharp": "^0.35.0", "bcrypt": "^6.0.0",
         "swagger-ui-dist": "^5.17.0", "moment": "^2.30.1", "express": "^5.1.0", "ejs": "^3.1.10 || ^7.0.0",
-        "pug": "^3.0.3"}
+        "pug": "^3.0.3", "dayjs": "^1.11.10", "yargs": "^17.7.2", "ms": "^2.1.3"}
 SHARP_034 = {"sharp": "~0.34.0"}
 
 
@@ -280,6 +282,52 @@ console.log('moment ok', text);
     check=check_moment,
 )
 
+MOMENT_PARSE = Case(
+    name="moment-parse-locale-argument",
+    files={"main.js": """'use strict';
+const moment = require('moment');
+// the locale as moment's third argument: moment requires ./locale/fr itself; without it, English
+const parsed = moment('12 janvier 2024', 'D MMMM YYYY', 'fr');
+const text = `${parsed.locale()} ${parsed.format('YYYY-MM-DD dddd')}`;
+if (text !== 'fr 2024-01-12 vendredi') throw new Error('moment: ' + text);
+console.log('moment ok', text);
+"""},
+    smoke="node main.js",
+    damage="moment/locale/fr.js",
+)
+
+# --- computed requires of a package's files; yargs' command directory -------------------------------
+
+DAYJS = Case(
+    name="dayjs-computed-locale",
+    files={"main.js": """'use strict';
+const dayjs = require('dayjs');
+const lang = process.env.APP_LANG || 'de';
+require('dayjs/locale/' + lang);             // a computed name inside the package
+const text = dayjs('2024-03-15').locale(lang).format('dddd D MMMM');
+if (text !== 'Freitag 15 März') throw new Error('dayjs: ' + text);
+console.log('dayjs ok', text);
+"""},
+    smoke="node main.js",
+    damage="dayjs/locale/de.js",
+)
+
+YARGS = Case(
+    name="yargs-command-dir",
+    files={"main.js": "'use strict';\nrequire('yargs').commandDir('cmds').demandCommand(1).strict().parse();\n",
+           "cmds/wait.js": """'use strict';
+const ms = require('ms');         // reached only through the command directory
+exports.command = 'wait <d>';
+exports.describe = 'print a duration in ms';
+exports.handler = (argv) => {
+  if (ms(argv.d) !== 7200000) throw new Error('ms: ' + ms(argv.d));
+  console.log('yargs ok', ms(argv.d));
+};
+"""},
+    smoke="node main.js wait 2h",
+    damage="ms/index.js",
+)
+
 # --- express view engines -----------------------------------------------------------------------
 
 VIEW_SERVER = """'use strict';
@@ -321,7 +369,8 @@ PUG = Case(
     damage="pug",
 )
 
-CASES = [PINO, PINO_ESM_CONFIG, FASTIFY, SHARP, SHARP_ESM, SHARP_OLD, BCRYPT, SWAGGER, MOMENT, EJS, PUG]
+CASES = [PINO, PINO_ESM_CONFIG, FASTIFY, SHARP, SHARP_ESM, SHARP_OLD, BCRYPT, SWAGGER, MOMENT, MOMENT_PARSE, DAYJS,
+         YARGS, EJS, PUG]
 
 
 # --- helpers ------------------------------------------------------------------------------------
