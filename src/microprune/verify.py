@@ -25,6 +25,9 @@ from .registry import get_analyzer
 
 DEFAULT_TIMEOUT = 120.0
 TAIL_CHARS = 4000
+# What is searched for missing names: the cause comes first and a long stack trace may follow it
+# (node's require stack), so more than the tail shown; bounded for a chatty command.
+SEARCHED_BYTES = 1 << 20
 
 
 @dataclass
@@ -34,6 +37,7 @@ class SmokeResult:
     timed_out: bool
     missing: list[str] = field(default_factory=list)
     output_tail: str = ""
+    searched_output: str = field(default="", repr=False)    # the last SEARCHED_BYTES, not reported
 
     def as_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "exit_code": self.exit_code, "timed_out": self.timed_out,
@@ -87,7 +91,7 @@ def verify_tree(out: Path, smoke: str, timeout: float = DEFAULT_TIMEOUT) -> Smok
         env.update(overrides)
         hidden = dirs_to_hide(out, analyzer.ancestor_search_dirs)
         result = _run(smoke, app_out, env, timeout, hidden)
-    result.missing = missing_from_output(result.output_tail, analyzer.failure_patterns) if not result.passed else []
+    result.missing = missing_from_output(result.searched_output, analyzer.failure_patterns) if not result.passed else []
     return result
 
 
@@ -157,10 +161,10 @@ def _run(command: str, cwd: Path, env: dict[str, str], timeout: float,
             proc.wait()
         sink.seek(0, os.SEEK_END)
         size = sink.tell()
-        sink.seek(max(0, size - TAIL_CHARS * 4))
+        sink.seek(max(0, size - SEARCHED_BYTES))
         text = sink.read().decode("utf-8", "replace")
     code = None if timed_out else proc.returncode
-    return SmokeResult(code == 0, code, timed_out, [], _tail(text))
+    return SmokeResult(code == 0, code, timed_out, [], _tail(text), text)
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:

@@ -112,3 +112,18 @@ def test_smoke_after_prune_with_a_relative_out_sees_the_pruned_deps(tmp_path: Pa
     assert result.code == 0, result.out + result.err
     report = json.loads(result.out)
     assert report["verify"]["passed"] and "from the hidden module" in report["verify"]["output_tail"]
+
+
+def test_verify_finds_what_is_missing_above_a_long_stack(tmp_path: Path) -> None:
+    """node prints `Cannot find module` first and its require stack after: the cause may lie far
+    above the tail that is shown, and must still be found."""
+    app, deps = _python_app(tmp_path)
+    out = tmp_path / "out"
+    assert run_cli("prune", app, "--deps", deps, "--out", out).code == 0
+    smoke = ("python3 main.py; i=0; while [ $i -lt 2000 ]; do echo '    at a frame of a long stack'; "
+             "i=$((i+1)); done; exit 1")
+    result = run_cli("verify", out, "--smoke", smoke, "--format", "json")
+    assert result.code == 3, result.out + result.err
+    report = json.loads(result.out)
+    assert report["missing"] == ["plug"], report["missing"]
+    assert "No module named" not in report["output_tail"] and len(report["output_tail"]) <= 4000

@@ -199,6 +199,7 @@ class Resolver:
         name, subpath = split_package(spec)
         if name is None:
             return None
+        directory_only = spec.endswith("/")        # `prismjs/components/`: the directory, as node reads it
         found: list[Path] = []
         manifests: list[Path] = []
         own = self._self_reference(name, subpath, importer, esm)
@@ -215,12 +216,12 @@ class Resolver:
             exports = manifest.data.get("exports") if manifest else None
             if exports is not None and not own:
                 mapped = self._map(package_dir, exports, "." + subpath, esm, imports=False)
-                legacy = self.file_or_dir(_normal(modules / spec))
+                legacy = self.file_or_dir(_normal(modules / spec), directory_only)
                 if mapped:
                     files = list(mapped.files) + [f for f in (legacy.files if legacy else ()) if f not in mapped.files]
                     return Found(tuple(files), (package_dir / "package.json", *mapped.manifests))
                 return legacy
-            result = self.file_or_dir(_normal(modules / spec))
+            result = self.file_or_dir(_normal(modules / spec), directory_only)
             if result is not None:
                 return Found(tuple(dict.fromkeys((*result.files, *found))), (*result.manifests, *manifests))
         return Found(tuple(found), tuple(manifests)) if found else None
