@@ -417,7 +417,13 @@ class Evaluator:
         return UNDEFINED
 
     def _identifier(self, node: Node, _b: bool, _d: int) -> Any:
-        return self.env.bindings.get(self.text(node), NA)
+        name = self.text(node)
+        value = self.env.bindings.get(name, NA)
+        if value is NA or isinstance(value, (Fn, dict)) or name == "require":
+            return value
+        # Bindings are per file: a parameter of the same name in an enclosing function is another
+        # variable (`function load(name) { return require(name) }` beside `var name = 'a'`).
+        return NA if _shadowed_by_parameter(node, name) else value
 
     _shorthand_property_identifier = _identifier
 
@@ -703,3 +709,36 @@ def _binary(op: str, left: Any, right: Any) -> Any:
     if op == "??":
         return right if left is None or left is UNDEFINED else left
     return NA
+
+
+_FUNCTIONS = frozenset({"function_declaration", "function_expression", "arrow_function", "method_definition",
+                        "generator_function_declaration", "generator_function"})
+
+
+def _shadowed_by_parameter(node: Node, name: str) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if parent.type in _FUNCTIONS:
+            params = parent.child_by_field_name("parameters") or parent.child_by_field_name("parameter")
+            if params is not None and name in _parameter_names(params, 0):
+                return True
+        parent = parent.parent
+    return False
+
+
+def _parameter_names(node: Node, depth: int) -> set[str]:
+    """The names a parameter list binds (plain, defaulted, destructured, rest; TypeScript's too)."""
+    if node.type in ("identifier", "shorthand_property_identifier_pattern"):
+        return {node.text.decode("utf-8", "replace")} if node.text is not None else set()
+    if depth > 8:
+        return set()
+    names: set[str] = set()
+    for child in node.named_children:
+        if node.type == "assignment_pattern" and child == node.child_by_field_name("right"):
+            continue                    # a default value names nothing
+        if node.type in ("pair_pattern",) and child == node.child_by_field_name("key"):
+            continue
+        if child.type in ("type_annotation", "comment"):
+            continue
+        names |= _parameter_names(child, depth + 1)
+    return names
