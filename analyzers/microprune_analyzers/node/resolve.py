@@ -11,6 +11,8 @@ candidate is kept: keeping one file too many never breaks an app.
 from __future__ import annotations
 
 import json
+import posixpath
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -301,6 +303,35 @@ class Resolver:
         if key.endswith("/") and "*" not in key:
             return self._targets(package_dir, mapping[key], esm, "\0" + rest, imports, importer)
         return self._targets(package_dir, mapping[key], esm, rest, imports, importer)
+
+    def export_patterns(self, package_dir: Path, subpath: str, esm: bool, wildcard: str) -> list[str]:
+        """The files a subpath with a computed part (``wildcard`` in it: `./locale/<?>`) can name
+        through the package's `exports`, as absolute path patterns (the wildcard kept)."""
+        manifest = self.manifest(package_dir)
+        mapping = manifest.data.get("exports") if manifest is not None else None
+        if isinstance(mapping, (str, list)) or (isinstance(mapping, dict) and mapping
+                                                and not next(iter(mapping)).startswith(".")):
+            mapping = {".": mapping}
+        if not isinstance(mapping, dict):
+            return []
+        fixed = re.compile(re.escape(subpath).replace(re.escape(wildcard), "[^/]*"))
+        patterns = []
+        for key, target in mapping.items():
+            if key.count("*") == 1:
+                prefix, suffix = key.split("*")
+                if not (subpath.startswith(prefix) and subpath.endswith(suffix)):
+                    continue
+                star = subpath[len(prefix):len(subpath) - len(suffix)]
+            elif fixed.fullmatch(key):
+                star = ""
+            else:
+                continue
+            for text in self._select(target, esm, 0):
+                if text.startswith("./") and not text.startswith("\0"):
+                    path = posixpath.normpath(str(package_dir) + "/" + text.replace("*", star))
+                    if path.startswith(str(package_dir) + "/"):
+                        patterns.append(path)
+        return patterns
 
     def _targets(self, package_dir: Path, target: Any, esm: bool, star: str, imports: bool,
                  importer: Path | None) -> Found | None:

@@ -292,12 +292,22 @@ class NodeSession:
                     continue            # a nearer node_modules had it: node stops there
                 taken.add(package_name)
                 if WILDCARD in rest:
-                    files.extend(self._glob(f"{package}/{rest}", dot=False, module_extensions=True))
+                    matched = self._package_glob(package, rest, esm)
+                    manifest = package / "package.json"        # node reads it to resolve the name
+                    files.extend([*matched, manifest] if matched and self.inventory.is_file(manifest) else matched)
                     continue
                 found = self.resolver.resolve(package_name + ("/" + rest if rest else ""), importer, esm)
                 if found is not None:
                     files.extend(found.files)
         return list(dict.fromkeys(files))
+
+    def _package_glob(self, package: Path, rest: str, esm: bool) -> list[Path]:
+        """The files `<package>/<rest>` can name: through its `exports` when it has them (faker's
+        `./locale/*` -> `./dist/locale/*.cjs`), and as laid out on disk (what older node reads)."""
+        files = []
+        for pattern in self.resolver.export_patterns(package, "./" + rest, esm, WILDCARD):
+            files.extend(self._glob(pattern, dot=False, module_extensions=False))
+        return files + self._glob(f"{package}/{rest}", dot=False, module_extensions=True)
 
     def _packages_named(self, modules: Path, name: str) -> list[Path]:
         if WILDCARD not in name:
