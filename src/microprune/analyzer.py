@@ -74,6 +74,9 @@ class Session(Protocol):
     # Refs whose answer depends on the whole trace (a glob narrowed by the names the code passes
     # elsewhere): asked once nothing else is left, as (edge, importer, line); again until it adds nothing.
     def deferred(self) -> Sequence[tuple[Edge, Path, int]]: ...
+    # The app's own code that ships though no entry may reach it (a command directory a CLI
+    # framework reads, files a library loads by a glob): traced too, as optional reach.
+    def shipped_code(self) -> Sequence[Path]: ...
 
     def run_command(self, entry: Entry, app_out: str, deps_out: str) -> str: ...
     def image_runtime(self, entries: Sequence[Entry], externals: set[str], app_out: str,

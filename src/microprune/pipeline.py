@@ -82,7 +82,7 @@ def trace_report(request: Request, language: str | None = None) -> dict[str, Any
     """
     session = open_session(request, language)
     entries = list(session.entries())
-    trace = trace_app(session, entries, request.keep, max_depth=request.options.get("max_depth"))
+    trace = trace_app(session, entries, request.keep, max_depth=request.options.get("max_depth"), shipped=False)
     roots = list(session.inventory.roots.values())
     files = set(trace.kept) | trace.kept_dirs | trace.dir_links
     directories: set[Path] = set()

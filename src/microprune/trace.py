@@ -294,14 +294,19 @@ def _default_jobs() -> int:
 
 
 def trace_app(session: Session, entries: list[Entry], keep: tuple[str, ...] = (), jobs: int | None = None,
-              max_depth: int | None = None, profile: tuple[tuple[Path, str], ...] = ()) -> Trace:
-    """``profile``: (file, profile name) pairs seen in real runs; kept, and traced from, like keeps."""
+              max_depth: int | None = None, profile: tuple[tuple[Path, str], ...] = (),
+              shipped: bool = True) -> Trace:
+    """``profile``: (file, profile name) pairs seen in real runs; kept, and traced from, like keeps.
+    ``shipped``: also trace the app's own code no entry reaches (it ships with the app); off for
+    `trace`, which answers what the entries reach."""
     tracer = _Tracer(session, entries, jobs, max_depth)
     for path, name in profile:
         tracer.emit(Edge(path, Reason.PROFILE, name), None, None, name)
     for entry in entries:
         for path in entry.files:
             tracer.emit(Edge(path, Reason.ENTRY, entry.spec), None, None, entry.spec)
+    for path in session.shipped_code() if shipped else ():
+        tracer.emit(Edge(path, Reason.APP, "shipped with the app"), None, None, "the app's own code", firm=False)
     for pattern in keep:
         edges = session.keep_edges(pattern)
         if not edges:

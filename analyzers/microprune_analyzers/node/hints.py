@@ -12,7 +12,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-_KEYS = {"package", "when", "keep", "scan", "requires", "optional-dependencies", "app-files", "why"}
+_KEYS = {"package", "when", "keep", "scan", "requires", "optional-dependencies", "why"}
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,6 @@ class Hint:
     scan: tuple[str, ...] = ()         # files kept and read as code (scripts without an extension)
     requires: tuple[str, ...] = ()     # specifiers the package loads by computed names
     optional_dependencies: bool = False    # its installed optionalDependencies, whole (platform binaries)
-    app_files: tuple[str, ...] = ()    # globs relative to the app (the cwd): its files the package runs
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,6 @@ class CallRule:
     match: tuple[tuple[int, str], ...] = ()    # (argument index, the string literal it must be)
     unless: str = ""                   # a callee path of the package: once called in the file, no module
     narrows: str = ""                  # set by a [[narrow]]: the argument is a name for it, not a require
-    directory: bool = False            # the strings name directories (relative to the caller) of modules
     unreadable: tuple[str, ...] = ()   # when the argument cannot be read: these, if installed
 
     @property
@@ -76,7 +74,7 @@ class CallRule:
         return "call:" + self.package + ("" if not first or first.startswith("(") else ".") + first
 
 
-_CALL_KEYS = {"package", "callee", "require", "match", "unless", "directory", "unreadable", "why"}
+_CALL_KEYS = {"package", "callee", "require", "match", "unless", "unreadable", "why"}
 _CALLEE = re.compile(r"^$|^(\(\)|[A-Za-z_$][\w$]*)(\.(\(\)|[A-Za-z_$][\w$]*))*$")
 _REQUIRE_PATH = re.compile(r"^\d+(\.[A-Za-z_$][\w$]*(\[\])?)*$")
 
@@ -113,7 +111,7 @@ def load_hints() -> dict[str, Hint]:
         hint = Hint(str(raw["package"]), str(raw["why"]), str(raw.get("when", "")),
                     tuple(raw.get("keep", ())), tuple(raw.get("scan", ())),  # type: ignore[arg-type]
                     tuple(raw.get("requires", ())),  # type: ignore[arg-type]
-                    bool(raw.get("optional-dependencies", False)), tuple(raw.get("app-files", ())))  # type: ignore[arg-type]
+                    bool(raw.get("optional-dependencies", False)))
         hints[hint.package] = hint
     return hints
 
@@ -130,7 +128,7 @@ def load_calls() -> tuple[CallRule, ...]:
         unless = raw.get("unless", "")
         if (unknown or missing or not isinstance(callee, list) or not callee or not isinstance(paths, list)
                 or not paths or not isinstance(match, dict) or not isinstance(unless, str)
-                or not isinstance(raw.get("unreadable", []), list) or not isinstance(raw.get("directory", False), bool)
+                or not isinstance(raw.get("unreadable", []), list)
                 or not all(isinstance(c, str) and _CALLEE.match(c) for c in callee + [unless])
                 or not all(isinstance(p, str) and _REQUIRE_PATH.match(p) for p in paths)
                 or not all(isinstance(k, str) and k.isdigit() and isinstance(v, str) for k, v in match.items())):
@@ -138,7 +136,6 @@ def load_calls() -> tuple[CallRule, ...]:
                              f"as the header of hints.toml describes")
         rules.append(CallRule(str(raw["package"]), tuple(callee), tuple(paths), str(raw["why"]),
                               tuple(sorted((int(k), v) for k, v in match.items())), unless,
-                              directory=bool(raw.get("directory", False)),
                               unreadable=tuple(map(str, raw.get("unreadable", ())))))  # type: ignore[call-overload]
     names = [rule.name for rule in rules]
     if len(set(names)) != len(names):

@@ -361,14 +361,6 @@ class _Scanner:
         names = list(_strings(self.eval.value(arg, True)))
         return bool(names) and not any(name.startswith(WILDCARD) for name in names)
 
-    def _directory_of_modules(self, arg: Node, at: Node) -> None:
-        """yargs' commandDir('cmds'): every module below that directory, relative to this file."""
-        for name in _strings(self.eval.value(arg, False)):
-            if WILDCARD in name or not name.strip("./"):
-                continue
-            spec = name if name.startswith(("./", "../", "/")) else "./" + name
-            self.add("require-glob", spec.rstrip("/") + "/" + WILDCARD, at)
-
     def _named_by_argument(self, method: str, arg: Node, at: Node) -> None:
         """`moment(text, format, 'fr')`: the name as if given to .locale(); a flag there
         (`moment(text, format, true)`, strict parsing) names nothing."""
@@ -470,8 +462,6 @@ class _Scanner:
                     for leaf in islice(self._select(args[int(index)], segments, 0, frozenset()), MAX_SELECTED):
                         if rule.narrows:
                             self._named_by_argument(rule.narrows, leaf, node)
-                        elif rule.directory:
-                            self._directory_of_modules(leaf, node)
                         elif rule.unreadable and not self._readable_names(leaf):
                             for spec in rule.unreadable:    # any of these, if installed
                                 self.add("require-installed", spec, node)

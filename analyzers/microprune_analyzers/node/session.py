@@ -38,6 +38,15 @@ GLOB_EXCLUDED_NAMES = frozenset({"CHANGELOG.md", "README.md", "readme.md", "chan
 # A .js file this big, kept only because its directory is served or read whole, is a browser bundle
 # (swagger-ui's is 1.6 MB): data, not parsed.
 STATIC_BUNDLE_BYTES = 128 * 1024
+# The app's scripts that only development runs (tests, build and lint tools) and browser code
+# it serves: not traced as code that may run on the server.
+NOT_SHIPPED_CODE_DIRS = frozenset({"test", "tests", "__tests__", "__mocks__", "spec", "e2e", "cypress", "coverage",
+                                   "public", "static", "assets", "www", "docs", "examples", "example", "fixtures",
+                                   ".storybook", ".husky", ".github"})
+NOT_SHIPPED_CODE_FILE = re.compile(
+    r"\.(test|spec|stories|bench)\.[cm]?[jt]sx?$"
+    r"|^(jest|vitest|webpack|rollup|vite|esbuild|karma|babel|eslint|prettier|tailwind|postcss|playwright|cypress|"
+    r"commitlint|lint-staged|stylelint|tsup)\.config\.[cm]?[jt]s$|^\.eslintrc\.[cm]?js$|^(gulpfile|Gruntfile)\.[cm]?js$")
 # Said only of the app's own files: in a dependency they are the package's business (and many).
 APP_ONLY_DIAGNOSTICS = frozenset({"syntax-error", "dynamic-require"})
 SHARED_LIBRARY = re.compile(r"\.so(\.\d+)*$")
@@ -334,6 +343,23 @@ class NodeSession:
             self._call_args.setdefault(method, set()).add((caller, ref.target))
         return Resolved(())
 
+    def shipped_code(self) -> list[Path]:
+        """Every script of the app outside node_modules, tests, build-tool configs and served
+        folders: the app ships them whole, and frameworks run some by path (yargs' and
+        commander's command files, oclif's commands, GraphQL resolvers and TypeORM entities
+        loaded by a glob). With `npm ci --omit=dev`, what only a dev tool needs is not installed."""
+        found = []
+        for path, info in self.inventory.files.items():
+            if info.root != "app" or not path.name.endswith(SOURCE_SUFFIXES + TYPESCRIPT_SUFFIXES) \
+                    or path.name.endswith(".d.ts") or info.size > STATIC_BUNDLE_BYTES:
+                continue
+            parts = path.relative_to(self.app_root).parts
+            if "node_modules" in parts or any(p in NOT_SHIPPED_CODE_DIRS for p in parts[:-1]) \
+                    or NOT_SHIPPED_CODE_FILE.search(path.name):
+                continue
+            found.append(path)
+        return sorted(found)
+
     def deferred(self) -> list[tuple[Edge, Path, int]]:
         """Narrowed globs, answered with every call the trace has seen so far."""
         found: list[tuple[Edge, Path, int]] = []
@@ -520,10 +546,6 @@ class NodeSession:
                          if regex.fullmatch(p.relative_to(package_dir).as_posix()))
         if hint.optional_dependencies:
             edges.extend(Edge(p, Reason.HINT, detail) for p in self._optional_dependency_files(package_dir, 2))
-        for pattern in hint.app_files:       # the app's own files the package runs: traced as code
-            regex = re.compile(_fnmatch_path(pattern))
-            edges.extend(Edge(p, Reason.HINT, detail) for p in self.inventory.walk_files(self.cwd)
-                         if self._is_app_file(p) and regex.fullmatch(p.relative_to(self.cwd).as_posix()))
         return edges
 
     def _package_files_under(self, package_dir: Path) -> list[Path]:

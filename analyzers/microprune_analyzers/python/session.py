@@ -577,6 +577,12 @@ class PythonSession:
     def deferred(self) -> list[tuple[Edge, Path, int]]:
         return []
 
+    def shipped_code(self) -> list[Path]:
+        # Python apps name their own modules in strings the trace follows (settings, task
+        # modules); tracing every module of the app would also keep the test tools a
+        # development virtualenv holds. Not done: --keep covers the rest.
+        return []
+
     def companions(self, path: Path) -> list[Edge]:
         if self.deps_root is None or not is_within(path, self.deps_root):
             return []
