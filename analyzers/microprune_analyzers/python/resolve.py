@@ -7,6 +7,8 @@ result depends on the deps, never on the interpreter running microprune.
 """
 from __future__ import annotations
 
+import re
+
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,7 +92,7 @@ class ModuleFinder:
                 parts[-1] = stem
                 if parts[-1] == "__init__":
                     parts.pop()
-                if parts and all(p.isidentifier() for p in parts):
+                if parts and all(_importable_name(p) for p in parts):
                     return ".".join(parts)
         return None
 
@@ -102,7 +104,7 @@ class ModuleFinder:
 
     def is_module_file(self, path: Path) -> bool:
         stem = self.strip_suffix(path.name)
-        return stem is not None and stem.isidentifier()
+        return stem is not None and _importable_name(stem)
 
     def package_of(self, path: Path) -> str | None:
         """The package a file's relative imports are relative to."""
@@ -135,7 +137,7 @@ class ModuleFinder:
         return found
 
     def _find(self, fullname: str) -> Module | str | None:
-        if not fullname or any(not p.isidentifier() for p in fullname.split(".")):
+        if not fullname or any(not _importable_name(p) for p in fullname.split(".")):
             return None
         parent_name, _, tail = fullname.rpartition(".")
         if not parent_name:
@@ -215,3 +217,13 @@ class ModuleFinder:
                     yield found
                     if recursive and found.is_package:
                         yield from self.submodules(found, recursive=True)
+
+
+# mypyc's shared runtime of a compiled wheel is a top-level module named by a hash, often starting
+# with a digit ("85cae5375ceb5d1ca6c6__mypyc"): no `import` statement can name it, but the C code
+# imports it by that name.
+_MYPYC_RUNTIME = re.compile(r"^[0-9a-f]{8,64}__mypyc$")
+
+
+def _importable_name(name: str) -> bool:
+    return name.isidentifier() or _MYPYC_RUNTIME.match(name) is not None

@@ -25,6 +25,7 @@ from microprune.model import Diagnostic, Ref, Scan
 _MAX_STRING = 200
 _NAME_STRING = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:[.-][A-Za-z_][A-Za-z0-9_]*)*(?::[A-Za-z_][\w.]*)?$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DOTTED_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 # String bodies written "unrolled" (runs of ordinary bytes, then one escape or lone
 # quote): each byte has exactly one way to match, and an unterminated string simply
@@ -59,6 +60,9 @@ _FROM_TAIL = re.compile(
 _FROM_SPEC = re.compile(rb"(\.*)([\w.\x80-\xff]*)")
 _IMPORT_TAIL = re.compile(rb"[ \t]+([^\n;#]*(?:\\\n[^\n;#]*)*)")
 _CALL_ARG = re.compile(rb"""\s*(?P<f>[fF]?)(?P<q>['"])(?P<text>[^'"\\\n]*)(?P=q)\s*(?P<next>[,)%+.]?)(?P<rest>[^)]*)""")
+# Code in a string, for exec(): one import statement of a dotted (absolute) module.
+_IMPORT_IN_STRING = re.compile(rb"[ \t]*(?:from[ \t]+([A-Za-z_]\w*(?:\.\w+)+)[ \t]+import[ \t][^'\"\n]*"
+                               rb"|import[ \t]+([A-Za-z_]\w*(?:\.\w+)+)[ \t]*)")
 _DYNAMIC_SPECULATIVE = {b"find_spec", b"import_string"}
 # The fixed head of an f-string, when it is name-like, ends with a separator and a
 # replacement field follows it: `f"opentelemetry_{provider}"` -> "opentelemetry_"
@@ -158,8 +162,8 @@ def _lex_refs(data: bytes) -> Iterator[Ref]:
         yield Ref(first_line, "string-suffix", text, speculative=True)
     if lazy:
         # Submodules a module __getattr__ may hand out: names ("dataclasses") and relative
-        # names (".functional_validators") among the file's strings.
-        names = tuple(sorted({s.lstrip(".") for s in strings if _IDENTIFIER.match(s.lstrip("."))
+        # names (".functional_validators", ".legacy.client") among the file's strings.
+        names = tuple(sorted({s.lstrip(".") for s in strings if _DOTTED_IDENTIFIER.match(s.lstrip("."))
                               and not s.lstrip(".").startswith("__")}))
         if names:
             yield Ref(min(strings.values()), "lazy-submodules", "", names=names, speculative=True)
@@ -195,6 +199,12 @@ def _note_string(data: bytes, start: int, end: int, strings: dict[str, int], pre
         return                         # bytes, f-strings, or the tail of an identifier
     if _NAME_BYTES.fullmatch(data, start + 1, end - 1):
         name = data[start + 1:end - 1].decode("ascii")
+        if name not in strings:
+            strings[name] = line
+        return
+    statement = _IMPORT_IN_STRING.fullmatch(data, start + 1, end - 1)
+    if statement is not None:           # exec('from reportlab.rl_settings import *', ...)
+        name = (statement.group(1) or statement.group(2)).decode("ascii")
         if name not in strings:
             strings[name] = line
 
@@ -245,7 +255,8 @@ def _split_names(text: bytes) -> list[str]:
 
 def _call_ref(data: bytes, name: bytes, args_start: int, line: int) -> Iterator[Ref]:
     if name in (b"iter_modules", b"walk_packages"):
-        yield Ref(line, "all-submodules", "")
+        # iter_modules(tiktoken_ext.__path__, "tiktoken_ext."): that package; else the caller's own
+        yield Ref(line, "all-submodules", _listed_package(data, args_start))
         return
     if name == b"attach_stub":
         yield Ref(line, "stub", "")
@@ -272,12 +283,21 @@ def _call_ref(data: bytes, name: bytes, args_start: int, line: int) -> Iterator[
         yield Ref(line, "dynamic", target, level, speculative=name in _DYNAMIC_SPECULATIVE, optional=True)
 
 
-_LEVEL_KEYWORD = re.compile(rb"\blevel\s*=\s*([1-9])")
+_PACKAGE_PATH = re.compile(rb"(?<![\w.])([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)\.__path__\b")
 
 
-def _import_level(data: bytes, args_start: int) -> int:
-    """The `level=N` keyword of an __import__ call whose arguments start at ``args_start``
-    (within its parentheses, which may hold calls such as globals(); bounded look-ahead)."""
+def _listed_package(data: bytes, args_start: int) -> str:
+    """The package whose `__path__` a listing call is given (`iter_modules(plugins.__path__)`),
+    "" for the caller's own (`__path__`, or a path computed some other way)."""
+    end = _call_end(data, args_start)
+    found = _PACKAGE_PATH.search(data, args_start, end) if end is not None else None
+    if found is None or found.group(1).startswith((b"self.", b"cls.")):
+        return ""
+    return found.group(1).decode("ascii")
+
+
+def _call_end(data: bytes, args_start: int) -> int | None:
+    """The closing parenthesis of a call whose arguments start at ``args_start`` (bounded)."""
     depth = 0
     for i in range(args_start, min(len(data), args_start + 1024)):
         byte = data[i]
@@ -285,10 +305,20 @@ def _import_level(data: bytes, args_start: int) -> int:
             depth += 1
         elif byte == 0x29:
             if depth == 0:
-                found = _LEVEL_KEYWORD.search(data, args_start, i)
-                return int(found.group(1)) if found else 0
+                return i
             depth -= 1
-    return 0
+    return None
+
+
+_LEVEL_KEYWORD = re.compile(rb"\blevel\s*=\s*([1-9])")
+
+
+def _import_level(data: bytes, args_start: int) -> int:
+    """The `level=N` keyword of an __import__ call whose arguments start at ``args_start``
+    (within its parentheses, which may hold calls such as globals(); bounded look-ahead)."""
+    end = _call_end(data, args_start)
+    found = _LEVEL_KEYWORD.search(data, args_start, end) if end is not None else None
+    return int(found.group(1)) if found else 0
 
 
 def check_syntax(data: bytes, filename: str) -> Diagnostic | None:
@@ -307,9 +337,23 @@ def check_syntax(data: bytes, filename: str) -> Diagnostic | None:
 
 _DOTTED_BYTES = re.compile(rb"[A-Za-z_][A-Za-z0-9_]{0,63}(?:\.[A-Za-z_][A-Za-z0-9_]{0,63}){1,8}")
 # A NUL-delimited identifier: a C string that is exactly a name (`_cffi_backend`).
-_C_IDENTIFIER = re.compile(rb"(?<=\x00)[A-Za-z_][A-Za-z0-9_]{1,63}(?=\x00)")
+_C_IDENTIFIER = re.compile(rb"(?<=\x00)(?:[A-Za-z_][A-Za-z0-9_]{1,63}|[0-9a-f]{8,64}__mypyc)(?=\x00)")
 # `dns.pyx`, `loop.c`: file names Cython and compilers leave in binaries, not modules.
 _FILE_SUFFIXES = frozenset({"py", "pyx", "pxd", "pxi", "c", "h", "cc", "cpp", "hpp", "so", "txt", "o"})
+
+
+# mypyc keeps a `CPyModule_<name>` symbol for every module its code imports (dots as `___`).
+_MYPYC_MODULE_SYMBOL = re.compile(rb"\x00CPyModule_([A-Za-z_][A-Za-z0-9_]{0,200})(?=\x00)")
+
+
+def mypyc_imports(data: bytes) -> Scan:
+    """What a mypyc-compiled wheel's shared runtime imports, from its symbol names (its module
+    names are in a length-prefixed table, not C strings)."""
+    names = {m.decode().replace("___", ".") for m in _MYPYC_MODULE_SYMBOL.findall(data)}
+    refs = [Ref(0, "string", name, speculative=True) for name in sorted(n for n in names if "." in n)]
+    refs.append(Ref(0, "native-names", "", names=tuple(sorted(n.partition(".")[0] for n in names)),
+                    speculative=True))
+    return Scan(refs=tuple(refs))
 
 
 def scan_extension(data: bytes) -> Scan:

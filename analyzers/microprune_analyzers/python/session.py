@@ -22,7 +22,7 @@ from .dists import SCRIPT_GROUPS, Distribution, canonical_name, index_distributi
 from .entries import EntryFinder
 from .hints import Hint, load_conventions, load_hints, load_virtuals
 from .resolve import EXTERNAL, Module, ModuleFinder, absolute_name
-from .scan import check_syntax, scan_extension, scan_source
+from .scan import check_syntax, mypyc_imports, scan_extension, scan_source
 from .stdlib import runtime_modules
 
 # Never part of the app copy: VCS, caches, tool state. (.env and keys are the image's concern.)
@@ -247,6 +247,8 @@ class PythonSession:
         if self.finder.is_module_file(path):        # an extension module: it may import by name
             # Module names are C string literals: .rodata is a tenth of the file or less.
             refs.extend(scan_extension(section(data, ".rodata") or data).refs)
+            if "__mypyc" in path.name:
+                refs.extend(mypyc_imports(data).refs)
         return self._only_resolvable_strings(Scan(refs=tuple(refs)))
 
     def _only_resolvable_strings(self, scan: Scan, in_app: bool = False) -> Scan:
@@ -526,7 +528,8 @@ class PythonSession:
         if not isinstance(package, Module) or not package.is_package:
             return Unresolved("not in a package")
         edges = []
-        for name in sorted(set(ref.names) & self._child_names(package)):
+        children = self._child_names(package)
+        for name in sorted(n for n in ref.names if n.partition(".")[0] in children):
             sub = self.finder.find(f"{package_name}.{name}")
             if isinstance(sub, Module) and sub.file is not None:
                 edges.append(Edge(sub.file, Reason.DYNAMIC, f"submodule {name!r} named in {importer.name}"))
@@ -541,7 +544,11 @@ class PythonSession:
         return names
 
     def _resolve_all_submodules(self, ref: Ref, importer: Path) -> Resolution:
-        package_name = self.finder.package_of(importer)
+        named = self.finder.find(ref.target) if ref.target else None
+        if isinstance(named, Module) and named.is_package:
+            package_name: str | None = ref.target         # iter_modules(tiktoken_ext.__path__)
+        else:
+            package_name = self.finder.package_of(importer)
         package = self.finder.find(package_name) if package_name else None
         if not isinstance(package, Module) or not package.is_package:
             return Unresolved("pkgutil module listing outside a package")
@@ -643,6 +650,8 @@ class PythonSession:
 
     def _is_data(self, path: Path) -> bool:
         name = path.name
+        if _PLAIN_LIBRARY.match(name):
+            return True      # libllvmlite.so, loaded with ctypes: importable in name only
         if self.finder.is_module_file(path) or name.endswith(BUILD_ONLY_SUFFIXES):
             return False
         return not (name.endswith((".pyc", ".pyo")) or name.endswith(".so") and _CPYTHON_TAG.search(name))
@@ -770,6 +779,9 @@ class _Everything:
 
 
 _EVERYTHING = _Everything()
+# A shared library a package loads with ctypes (libllvmlite.so, libsndfile_x86_64.so): named like
+# an extension module ("lib" + identifier + ".so"), but never imported, so data beside its code.
+_PLAIN_LIBRARY = re.compile(r"^lib[A-Za-z0-9_]*\.so$")
 _CPYTHON_TAG = re.compile(r"\.cpython-\d+")
 _MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?:\.\*\*?)?$")
 
