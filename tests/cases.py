@@ -10,6 +10,7 @@ case.toml keys (all optional):
   python_version  --python-version (default "3.11"; "" to test detection)
   node_version    --node-version for language = "node" (default "22.12.0")
   conditions      extra exports conditions (node)
+  entries_only    --entries-only: the app's other code is not traced (cases about entry detection)
   deps            the deps directory inside the case (default "deps"; "" for none)
   language        --language
   exercises_hint  the hint (its `when`, or a [[virtual]] name) this case covers
@@ -67,7 +68,8 @@ def analyze_case(root: Path, options: dict[str, Any], use_hints: bool = True) ->
         entries=tuple(options.get("entries", ())),
         keep=tuple(options.get("keep", ())),
         target_version=_target_version(options),
-        options={"use_hints": use_hints, "conditions": tuple(options.get("conditions", ()))},
+        options={"use_hints": use_hints, "conditions": tuple(options.get("conditions", ())),
+                 "entries_only": bool(options.get("entries_only", False))},
     )
     return analyze(request, options.get("language"))
 

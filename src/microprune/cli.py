@@ -91,11 +91,16 @@ def app_options(func: F) -> F:
                           "too (reason `profile`), and traced from."),
         click.option("--language", type=str, default=None,
                      help="Analyzer to use (node or python). Default: detected from APP."),
+        click.option("--entries-only", is_flag=True,
+                     help="Keep only what the entries reach. By default the app's other code files (outside "
+                          "tests and docs), which ship with it, are traced too, since frameworks run some by "
+                          "path or by a name in configuration (command folders, handlers, workers)."),
     ]
     @functools.wraps(func)
     def gather(**kwargs: Any) -> Any:
         kwargs["target"] = TargetFlags(kwargs.pop("python_version"), kwargs.pop("node_version"),
-                                       kwargs.pop("conditions"), kwargs.pop("aliases"), kwargs.pop("profile"))
+                                       kwargs.pop("conditions"), kwargs.pop("aliases"), kwargs.pop("profile"),
+                                       kwargs.pop("entries_only"))
         return func(**kwargs)
 
     command: Any = gather
@@ -113,6 +118,7 @@ class TargetFlags:
     conditions: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
     profile: Path | None = None
+    entries_only: bool = False
 
     def version(self) -> str | None:
         if self.python_version and self.node_version:
@@ -120,7 +126,7 @@ class TargetFlags:
         return self.python_version or self.node_version
 
     def options(self) -> dict[str, Any]:
-        return {"conditions": self.conditions, "aliases": self.aliases,
+        return {"conditions": self.conditions, "aliases": self.aliases, "entries_only": self.entries_only,
                 **({"profile": str(normalise(self.profile))} if self.profile else {})}
 
 

@@ -60,6 +60,14 @@ _FROM_TAIL = re.compile(
 _FROM_SPEC = re.compile(rb"(\.*)([\w.\x80-\xff]*)")
 _IMPORT_TAIL = re.compile(rb"[ \t]+([^\n;#]*(?:\\\n[^\n;#]*)*)")
 _CALL_ARG = re.compile(rb"""\s*(?P<f>[fF]?)(?P<q>['"])(?P<text>[^'"\\\n]*)(?P=q)\s*(?P<next>[,)%+.]?)(?P<rest>[^)]*)""")
+# Calls whose first argument names a distribution (its metadata is read) or a package (its
+# files are read): `importlib.metadata.version("requests")`, `pkg_resources.resource_string("certifi", ...)`.
+_METADATA_CALLS = frozenset({b"version", b"distribution", b"metadata", b"requires", b"get_distribution",
+                             b"require"})
+_NAMING_CALL = re.compile(rb"(?<![\w.])(?:[\w.]*\.)?(version|distribution|metadata|requires|get_distribution|require"
+                          rb"|resource_string|resource_filename|resource_stream|resource_exists|resource_listdir"
+                          rb"|resource_isdir|files|read_text|read_binary|open_text|open_binary|path|contents)"
+                          rb"\(\s*$")
 # Code in a string, for exec(): one import statement of a dotted (absolute) module.
 _IMPORT_IN_STRING = re.compile(rb"[ \t]*(?:from[ \t]+([A-Za-z_]\w*(?:\.\w+)+)[ \t]+import[ \t][^'\"\n]*"
                                rb"|import[ \t]+([A-Za-z_]\w*(?:\.\w+)+)[ \t]*)")
@@ -122,6 +130,7 @@ def _lex_refs(data: bytes) -> Iterator[Ref]:
     strings: dict[str, int] = {}
     prefixes: dict[str, int] = {}
     suffixes: dict[str, int] = {}
+    named: dict[tuple[str, str], int] = {}
     literals: set[bytes] = set()
     lazy = False
     for match in _TOKEN.finditer(data):
@@ -135,14 +144,16 @@ def _lex_refs(data: bytes) -> Iterator[Ref]:
         last = start
         if first in _QUOTES:
             if start and data[start - 1] in _WORD:          # a prefix (b"", f"", r""): read it
-                _note_string(data, start, match.end(), strings, prefixes, suffixes, line)
+                _note_string(data, start, match.end(), strings, prefixes, suffixes, named, line)
             else:
                 # No prefix: the literal alone decides, and a file repeats most of its
                 # literals ('axis', "dtype"); the first one seen gives the line.
                 literal = match.group()
                 if literal not in literals:
                     literals.add(literal)
-                    _note_string(data, start, match.end(), strings, prefixes, suffixes, line)
+                    _note_string(data, start, match.end(), strings, prefixes, suffixes, named, line)
+                elif data[start - 1] == 0x28:                # seen, but maybe now as version("x")
+                    _note_naming_call(data, start, match.end(), named, line)
             continue
         word = match.group()
         if word in (b"import", b"from"):
@@ -160,6 +171,8 @@ def _lex_refs(data: bytes) -> Iterator[Ref]:
         yield Ref(first_line, "string-prefix", text, speculative=True)
     for text, first_line in suffixes.items():
         yield Ref(first_line, "string-suffix", text, speculative=True)
+    for (kind, text), first_line in named.items():
+        yield Ref(first_line, kind, text, speculative=True)
     if lazy:
         # Submodules a module __getattr__ may hand out: names ("dataclasses") and relative
         # names (".functional_validators", ".legacy.client") among the file's strings.
@@ -179,7 +192,7 @@ def _starts_lazy(data: bytes, word: bytes, start: int) -> bool:
 
 
 def _note_string(data: bytes, start: int, end: int, strings: dict[str, int], prefixes: dict[str, int],
-                 suffixes: dict[str, int], line: int) -> None:
+                 suffixes: dict[str, int], named: dict[tuple[str, str], int], line: int) -> None:
     if end - start > _MAX_STRING + 2 or data[start + 1:start + 3] == data[start:start + 1] * 2:
         return                         # long, or triple-quoted: a docstring, not a name
     prefix_start = start
@@ -201,12 +214,23 @@ def _note_string(data: bytes, start: int, end: int, strings: dict[str, int], pre
         name = data[start + 1:end - 1].decode("ascii")
         if name not in strings:
             strings[name] = line
+        _note_naming_call(data, start, end, named, line)
         return
     statement = _IMPORT_IN_STRING.fullmatch(data, start + 1, end - 1)
     if statement is not None:           # exec('from reportlab.rl_settings import *', ...)
         name = (statement.group(1) or statement.group(2)).decode("ascii")
         if name not in strings:
             strings[name] = line
+
+
+def _note_naming_call(data: bytes, start: int, end: int, named: dict[tuple[str, str], int], line: int) -> None:
+    """version("requests"), resource_filename("certifi", ...): a name the call reads by."""
+    if data[start - 1] not in b"( ":            # cheap first: most literals are no call's argument
+        return
+    call = _NAMING_CALL.search(data, max(0, start - 40), start)
+    if call is not None and _NAME_BYTES.fullmatch(data, start + 1, end - 1):
+        kind = "dist-metadata" if call.group(1) in _METADATA_CALLS else "resource-package"
+        named.setdefault((kind, data[start + 1:end - 1].decode("ascii")), line)
 
 
 def _is_nested(data: bytes, start: int) -> bool:
@@ -263,6 +287,8 @@ def _call_ref(data: bytes, name: bytes, args_start: int, line: int) -> Iterator[
         return
     arg = _CALL_ARG.match(data, args_start)
     if arg is None:
+        if name in (b"import_module", b"__import__") and data[args_start:args_start + 1] not in (b")", b""):
+            yield Ref(line, "computed-import", "", speculative=True)    # import_module(name): unknown
         return
     text = arg.group("text").decode("ascii", "replace")
     following = arg.group("next")

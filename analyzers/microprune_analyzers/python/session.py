@@ -235,12 +235,19 @@ class PythonSession:
             return Scan()
         in_app = is_within(path, self.app_root) and not (self.deps_root and is_within(path, self.deps_root))
         result = self._only_resolvable_strings(scan_source(data), in_app)
+        computed = [r for r in result.refs if r.kind == "computed-import"]
+        if computed:
+            result = Scan(tuple(r for r in result.refs if r.kind != "computed-import"), result.diagnostics)
         if not in_app:
             return result
-        problem = check_syntax(data, str(path))    # the app's own code: worth telling
-        if problem is None:
-            return result
-        return Scan(result.refs, (Diagnostic(problem.code, problem.message, path, problem.line),))
+        # The app's own code: worth telling (a dependency's computed imports are its business).
+        told = [Diagnostic("dynamic-import", "import of a module name computed at run time: what it loads is not "
+                           "traced (add it with --keep, or let `prune --smoke CMD --repair` find it)", path, r.line)
+                for r in computed]
+        problem = check_syntax(data, str(path))
+        if problem is not None:
+            told.append(Diagnostic(problem.code, problem.message, path, problem.line))
+        return Scan(result.refs, tuple(told)) if told else result
 
     def _scan_native(self, path: Path, data: bytes) -> Scan:
         refs = list(needed_refs(data))
@@ -459,6 +466,26 @@ class PythonSession:
             edges.extend(self._plugin_edges(group, f"entry-point group {group!r} ends with f-string {ref.target!r}"))
         return Resolved(tuple(edges))
 
+    def _resolve_dist_metadata(self, ref: Ref, importer: Path) -> Resolution:
+        """`importlib.metadata.version("requests")`: that distribution's metadata, not its code
+        (an app may report the version of what it does not import). Not installed: the call
+        raises PackageNotFoundError, which the code expects."""
+        dist = self.dists.by_key.get(canonical_name(ref.target))
+        if dist is None:
+            return Resolved(())
+        return Resolved(tuple(Edge(p, Reason.METADATA, f"{dist.name}, read by name")
+                              for p in self.inventory.walk_files(dist.info_dir)))
+
+    def _resolve_resource_package(self, ref: Ref, importer: Path) -> Resolution:
+        """`pkg_resources.resource_string("certifi", "cacert.pem")`, `importlib.resources.files("pkg")`:
+        the package (and so its data), when that name is an installed package."""
+        found = self.finder.find(ref.target) if _MODULE_NAME.match(ref.target) else None
+        if not isinstance(found, Module) or not found.is_package:
+            return Resolved(())
+        chain = self.finder.chain(ref.target)
+        return Resolved(tuple(self._module_edges(chain if isinstance(chain, list) else [], Reason.DATA,
+                                                 f"its files are read by package name ({ref.target!r})")))
+
     def _bare_package_string(self, name: str, importer: Path) -> Resolution:
         """A bare name is too common to be taken for any deps module, but two are meant as one:
         a package of the app itself named in a string ('polls' in INSTALLED_APPS), which ships
@@ -585,10 +612,20 @@ class PythonSession:
         return []
 
     def shipped_code(self) -> list[Path]:
-        # Python apps name their own modules in strings the trace follows (settings, task
-        # modules); tracing every module of the app would also keep the test tools a
-        # development virtualenv holds. Not done: --keep covers the rest.
-        return []
+        """Every module of the app outside tests, docs and packaging scripts: the app ships them
+        whole and loads some by names the trace cannot read (a handler module named in a config
+        file, a plugin folder listed at run time). Tests stay out: a development virtualenv
+        would otherwise keep pytest and the rest of its tools."""
+        found = []
+        for path, info in self.inventory.files.items():
+            if info.root != "app" or not path.name.endswith(".py") or NOT_SHIPPED_PY_FILE.match(path.name):
+                continue
+            if self.deps_root is not None and is_within(path, self.deps_root):
+                continue
+            if any(part in NOT_SHIPPED_PY_DIRS for part in path.relative_to(self.app_root).parts[:-1]):
+                continue
+            found.append(path)
+        return sorted(found)
 
     def companions(self, path: Path) -> list[Edge]:
         if self.deps_root is None or not is_within(path, self.deps_root):
@@ -779,6 +816,10 @@ class _Everything:
 
 
 _EVERYTHING = _Everything()
+# The app's code that only development runs: not traced as code that may run in production.
+NOT_SHIPPED_PY_DIRS = frozenset({"test", "tests", "testing", "docs", "doc", "examples", "benchmarks", "bench",
+                                 ".tox", ".nox", "node_modules", "site-packages", "build"})
+NOT_SHIPPED_PY_FILE = re.compile(r"^(?:test_.*|.*_test|conftest|setup|noxfile|fabfile)\.py$")
 # A shared library a package loads with ctypes (libllvmlite.so, libsndfile_x86_64.so): named like
 # an extension module ("lib" + identifier + ".so"), but never imported, so data beside its code.
 _PLAIN_LIBRARY = re.compile(r"^lib[A-Za-z0-9_]*\.so$")
@@ -817,6 +858,8 @@ _RESOLVERS = {
     "string": PythonSession._resolve_string,
     "string-prefix": PythonSession._resolve_string_prefix,
     "string-suffix": PythonSession._resolve_string_suffix,
+    "dist-metadata": PythonSession._resolve_dist_metadata,
+    "resource-package": PythonSession._resolve_resource_package,
     "lazy-submodules": PythonSession._resolve_lazy_submodules,
     "native-names": PythonSession._resolve_native_names,
     "siblings": PythonSession._resolve_siblings,
