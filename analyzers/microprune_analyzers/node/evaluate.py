@@ -84,8 +84,9 @@ class Env:
             "__dirname": self.dirname,
             "__filename": filename,
             "require": REQUIRE,
+            # the CommonJS `module` (its filename and path: bullmq's `module.filename || __filename`)
             "module": {"require": REQUIRE, "createRequire": CREATE_REQUIRE, "register": MODULE_REGISTER,
-                       UNKNOWN_KEYS: True},
+                       "filename": filename, "path": self.dirname, UNKNOWN_KEYS: True},
             "process": self.process_object(),
             "URL": Fn("URL", url_constructor),
             "undefined": UNDEFINED,

@@ -47,6 +47,8 @@ NOT_SHIPPED_CODE_FILE = re.compile(
     r"\.(test|spec|stories|bench)\.[cm]?[jt]sx?$"
     r"|^(jest|vitest|webpack|rollup|vite|esbuild|karma|babel|eslint|prettier|tailwind|postcss|playwright|cypress|"
     r"commitlint|lint-staged|stylelint|tsup)\.config\.[cm]?[jt]s$|^\.eslintrc\.[cm]?js$|^(gulpfile|Gruntfile)\.[cm]?js$")
+# package.json lists of packages a framework loads by name: (section, key).
+MANIFEST_PLUGIN_LISTS = (("oclif", "plugins"),)
 # Said only of the app's own files: in a dependency they are the package's business (and many).
 APP_ONLY_DIAGNOSTICS = frozenset({"syntax-error", "dynamic-require"})
 SHARED_LIBRARY = re.compile(r"\.so(\.\d+)*$")
@@ -358,7 +360,21 @@ class NodeSession:
                     or NOT_SHIPPED_CODE_FILE.search(path.name):
                 continue
             found.append(path)
-        return sorted(found)
+        return sorted(found) + self._manifest_plugins()
+
+    def _manifest_plugins(self) -> list[Path]:
+        """Packages the app's package.json lists for a framework to load by name (oclif.plugins)."""
+        manifest = self.resolver.manifest(self.app_root)
+        files: list[Path] = []
+        for section, key in MANIFEST_PLUGIN_LISTS:
+            table = manifest.data.get(section) if manifest is not None else None
+            names = table.get(key) if isinstance(table, dict) else None
+            for name in names if isinstance(names, list) else ():
+                found = self.resolver.resolve(name, self.app_root / "package.json", False) \
+                    if isinstance(name, str) and name else None
+                if found is not None:
+                    files.extend((*found.files, *found.manifests))
+        return files
 
     def deferred(self) -> list[tuple[Edge, Path, int]]:
         """Narrowed globs, answered with every call the trace has seen so far."""
@@ -505,6 +521,10 @@ class NodeSession:
                 edges.append(Edge(boundary / "package.json", Reason.METADATA, "decides CommonJS or ESM"))
         if name.endswith(".node"):
             edges.extend(self._shared_libraries(path))
+        if name.endswith((".js", ".cjs", ".mjs")):
+            wasm = path.with_name(name.rsplit(".", 1)[0] + ".wasm")
+            if self.inventory.is_file(wasm):    # emscripten's loader x.js fetches x.wasm beside it
+                edges.append(Edge(wasm, Reason.DATA, "the WebAssembly module of the loader beside it"))
         stand_in = self.resolver.remappings.get(path)
         if stand_in is not None:
             edges.append(Edge(stand_in, Reason.IMPORT, "package.json browser field"))
