@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -29,6 +30,7 @@ T = TypeVar("T")
 
 MARKER = "microprune.json"
 STAGING_TAG = ".microprune-partial-"
+STAGING_MARKER = ".microprune-staging"       # inside a staging tree until it becomes OUT
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,7 @@ def _staging(out: Path) -> Iterator[Path]:
     _remove_stale_staging(out)
     stage = out.parent / f".{out.name}{STAGING_TAG}{os.getpid()}"
     stage.mkdir(mode=0o755)
+    (stage / STAGING_MARKER).write_text("a microprune run's unfinished output; removed by the next run\n")
     try:
         yield stage
         with _signals_held():
@@ -144,13 +147,31 @@ def _signals_held() -> Iterator[None]:
 
 
 def _remove_stale_staging(out: Path) -> None:
-    """Left by a run that was killed (SIGKILL cannot be caught)."""
+    """Left by a run that was killed (SIGKILL cannot be caught). Only what a run of ours made:
+    the exact name with the pid of a process that is gone, and our marker inside (a staging
+    tree) or our report (the previous OUT, set aside) -- never a directory that merely looks so."""
+    pattern = re.compile(re.escape(f".{out.name}{STAGING_TAG}") + r"(old-)?(\d+)")
     for stale in out.parent.glob(f".{out.name}{STAGING_TAG}*"):
-        if stale.is_dir() and not stale.is_symlink():
+        found = pattern.fullmatch(stale.name)
+        if found is None or not stale.is_dir() or stale.is_symlink() or _alive(int(found.group(2))):
+            continue
+        ours = stale / ("microprune.json" if found.group(1) else STAGING_MARKER)
+        if ours.is_file() and not ours.is_symlink():
             shutil.rmtree(stale, ignore_errors=True)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
 def _commit(stage: Path, out: Path) -> None:
+    (stage / STAGING_MARKER).unlink(missing_ok=True)
     if not out.exists():
         os.rename(stage, out)
         return

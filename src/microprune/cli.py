@@ -22,7 +22,7 @@ from . import __version__
 from .analyzer import Request
 from .config import add_keep_patterns, load_config
 from .errors import MicropruneError, OutputError
-from .paths import display, normalise
+from .paths import display, is_within, normalise
 from .pipeline import analyze as run_analyze
 from .pipeline import prune as run_prune
 from .pipeline import trace_report as run_trace
@@ -146,6 +146,21 @@ def _check_artifacts(html: Path | None, sbom: Path | None) -> None:
             raise click.BadParameter(f"{display(normalise(path).parent)} is not a directory", param_hint=flag)
 
 
+def _check_outside_inputs(request: Request, **outputs: Path | None) -> None:
+    """A file microprune writes (a report, an image, a profile) never lands in APP or the deps:
+    it would change the input (compared by real path, so a link into them counts)."""
+    roots = [("APP", request.app_dir)] + ([("--deps", request.deps)] if request.deps is not None else [])
+    for flag, path in outputs.items():
+        if path is None:
+            continue
+        real = Path(os.path.realpath(normalise(path)))
+        for name, root in roots:
+            if is_within(real, Path(os.path.realpath(root))):
+                raise click.BadParameter(f"{display(normalise(path))} is inside {name} ({display(root)}): "
+                                         "microprune never writes into its input; write it elsewhere",
+                                         param_hint="--" + flag.replace("_", "-"))
+
+
 def _write_artifacts(analysis: Any, report: dict[str, Any], html: Path | None, sbom: Path | None) -> None:
     from .htmlreport import page_data, write_html
     from .sbom import build_sbom, write_sbom
@@ -264,6 +279,7 @@ def _analyze_with_artifacts(command: str, app: Path, deps: Path | None, entries:
     """analyze and report: the plan's report, after writing the --html/--sbom files asked for."""
     request, language = _request(app, deps, entries, keep, target, language)
     _check_artifacts(html, sbom)
+    _check_outside_inputs(request, html=html, sbom=sbom)
     _check_deps_exist(request)
     analysis = run_analyze(request, language)
     result = analysis.report(command)
@@ -330,6 +346,7 @@ def prune(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[st
     """
     request, language = _request(app, deps, entries, keep, target, language)
     _check_artifacts(html, sbom)
+    _check_outside_inputs(request, html=html, sbom=sbom)
     _check_deps_exist(request)
     request = replace(request, options={**request.options, "bytecode": bytecode, "strip": strip})
     if repair and not smoke:
@@ -549,6 +566,7 @@ def image(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[st
 
     request, language = _request(app, deps, entries, keep, target, language)
     _check_artifacts(html, sbom)
+    _check_outside_inputs(request, out=out, html=html, sbom=sbom)
     _check_deps_exist(request)
     for item in env:
         if "=" not in item:
@@ -650,6 +668,7 @@ def _record_profile(entries: tuple[Path, ...], deps_paths: tuple[str, ...], runs
         raise click.UsageError("--run needs --out PROFILE (the file to write)")
     deps = normalise(Path(deps_paths[0])) if deps_paths else None
     request, language = _request(entries[0], deps, (), (), target, language)
+    _check_outside_inputs(request, out=profile_out)
     profile = record_profile(request, runs, normalise(profile_out), timeout, language)
     if fmt == "json":
         click.echo(render_json(profile), nl=False)

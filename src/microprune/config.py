@@ -58,6 +58,9 @@ def load_config(app_dir: Path) -> FileConfig:
         known = ", ".join(sorted(KNOWN_KEYS))
         raise ConfigError(source, f"unknown key(s) {', '.join(unknown)}; known keys: {known}")
     deps = _string(table, "deps", source)
+    if deps and not _inside(app_dir / deps, app_dir):
+        # the app's own file picks what is read: it may not point at the rest of the machine
+        raise ConfigError(source, f"deps {deps!r} is not inside the app; give such a directory with --deps")
     return FileConfig(
         source=source,
         entry=_string_list(table, "entry", source),
@@ -187,3 +190,8 @@ def _read_table_text(text: str, path: Path) -> dict[str, Any]:
                                          "left as it was") from err
     table = data.get("tool", {}).get("microprune", {})
     return table if isinstance(table, dict) else {}
+
+
+def _inside(path: Path, root: Path) -> bool:
+    real, top = os.path.realpath(path), os.path.realpath(root)
+    return real == top or real.startswith(top.rstrip("/") + "/")

@@ -7,6 +7,7 @@ the program goes through ``display``: undecodable bytes become ``\\xNN``.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path, PurePath
 
 
@@ -53,10 +54,12 @@ def read_regular_file(path: Path, limit: int = 1 << 20) -> bytes | None:
 def write_text_atomically(path: Path, text: str) -> None:
     """A complete new file renamed over PATH: a reader never sees half of it, an
     interrupted run leaves the old file (or none) in place."""
-    partial = path.with_name(f".{path.name}.microprune-{os.getpid()}")
     mode = path.stat().st_mode & 0o7777 if path.exists() and not path.is_symlink() else 0o644
+    # A fresh name made with O_EXCL: never a file (or a link) someone placed there beforehand.
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".microprune", dir=path.parent)
+    partial = Path(name)
     try:
-        with open(partial, "w", encoding="utf-8") as handle:
+        with open(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())

@@ -16,7 +16,7 @@ from typing import Any
 
 from .analyzer import Request
 from .errors import UsageError
-from .paths import display, is_within, normalise
+from .paths import display, is_within, normalise, write_text_atomically
 from .pipeline import open_session
 from .registry import get_analyzer
 from .verify import _run
@@ -47,9 +47,7 @@ def record_profile(request: Request, commands: tuple[str, ...], out: Path, timeo
     found.discard("")
     profile = {"schema_version": SCHEMA_VERSION, "command": "profile", "language": session.language,
                "app": display(session.app_root), "runs": runs, "files": sorted(found)}
-    partial = out.with_name(f".{out.name}.partial")
-    partial.write_text(json.dumps(profile, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(partial, out)
+    write_text_atomically(out, json.dumps(profile, indent=1, sort_keys=True) + "\n")
     return profile
 
 

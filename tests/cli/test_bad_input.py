@@ -265,3 +265,73 @@ def test_huge_source_files_are_not_compiled(tmp_path: Path) -> None:
     assert result.code == 0, result.err
     assert result.json()["bytecode"]["too_big"] == 1
     assert not list((tmp_path / "out" / "site-packages" / "greet" / "__pycache__").glob("table.*"))
+
+
+def test_only_our_own_stale_staging_is_cleaned_up(tmp_path: Path) -> None:
+    """A killed run leaves `.OUT.microprune-partial-<pid>` beside OUT; the next run removes it.
+    A directory that merely looks like one (the deps, the app's data) is never touched."""
+    app, deps = basic_app(tmp_path)
+    out = tmp_path / "out"
+    dead_pid = 4_000_000                                  # above pid_max: no such process
+    ours = tmp_path / f".out.microprune-partial-{dead_pid}"
+    ours.mkdir()
+    (ours / ".microprune-staging").write_text("")
+    (ours / "half-written.py").write_text("x = 1\n")
+    look_alike = tmp_path / ".out.microprune-partial-mydata"
+    look_alike.mkdir()
+    (look_alike / "notes.txt").write_text("keep me")
+    no_marker = tmp_path / f".out.microprune-partial-{dead_pid + 1}"
+    no_marker.mkdir()
+    (no_marker / "notes.txt").write_text("keep me too")
+    moved_deps = tmp_path / ".out.microprune-partial-deps"
+    deps.rename(moved_deps)
+    result = run_cli("prune", app, "--deps", moved_deps, "--out", out)
+    assert result.code == 0, result.err
+    assert not ours.exists()
+    assert (look_alike / "notes.txt").read_text() == "keep me"
+    assert (no_marker / "notes.txt").read_text() == "keep me too"
+    assert (moved_deps / "greet" / "__init__.py").is_file()
+    assert not (out / ".microprune-staging").exists()
+
+
+def test_reports_images_and_profiles_are_never_written_into_the_input(tmp_path: Path) -> None:
+    app, deps = basic_app(tmp_path)
+    before = snapshot(tmp_path)
+    link_into_deps = tmp_path / "to-deps"
+    os.symlink(deps, link_into_deps)
+    attempts = [("report", app, "--deps", deps, "--html", deps / "greet" / "__init__.py"),
+                ("report", app, "--deps", deps, "--sbom", app / "app.py"),
+                ("analyze", app, "--deps", deps, "--html", link_into_deps / "r.html"),
+                ("image", app, "--deps", deps, "--out", deps / "x.tar"),
+                ("trace", app, "--deps", deps, "--run", "true", "--out", app / "app.profile")]
+    for args in attempts:
+        result = run_cli(*args)
+        assert result.code == 2 and "never writes into its input" in result.err, (args, result.err)
+        assert_no_traceback(result)
+    link_into_deps.unlink()
+    assert snapshot(tmp_path) == before
+
+
+def test_the_app_cannot_point_the_deps_out_of_itself(tmp_path: Path) -> None:
+    """What is read is chosen by the user's flags, not by files in the app: a configuration
+    `deps` outside the app and a .venv that links out of it are refused."""
+    app, deps = basic_app(tmp_path)
+    (app / "pyproject.toml").write_text('[tool.microprune]\ndeps = "/etc"\nkeep = ["**"]\n')
+    out = tmp_path / "out"
+    result = run_cli("prune", app, "--out", out)
+    assert result.code == 2 and "not inside the app" in result.err, result.err
+    assert not out.exists()
+    (app / "pyproject.toml").unlink()
+    venv = tmp_path / "elsewhere-venv"
+    (venv / "lib" / "python3.11" / "site-packages").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("version = 3.11.7\n")
+    os.symlink(venv, app / ".venv")
+    result = run_cli("prune", app, "--out", out)
+    assert result.code == 2 and "link out of" in result.err, result.err
+    assert not out.exists()
+    node_app = tmp_path / "node-app"
+    node_app.mkdir()
+    (node_app / "index.js").write_text("console.log(1);\n")
+    (node_app / "package.json").write_text('{"name": "n", "microprune": {"deps": "/etc", "keep": ["**"]}}')
+    result = run_cli("prune", node_app, "--out", tmp_path / "out-node")
+    assert result.code == 2 and "not inside the app" in result.err, result.err

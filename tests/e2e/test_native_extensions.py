@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from microprune.image.layer import Layer
 from tests.cli.helpers import run_cli
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("strip") is None,
@@ -79,3 +80,24 @@ def test_extension_libs_and_debug_info(tmp_path: Path) -> None:
     none = run_cli("prune", app, "--deps", deps, "--out", tmp_path / "out2", "--strip", "none", "--format", "json")
     assert none.json()["strip"]["policy"] == "none"
     assert (tmp_path / "out2" / "site-packages" / "fastpkg" / f"_fast{suffix}").read_bytes() == original_ext
+
+
+def test_the_runtime_layer_takes_only_shared_objects_from_elf_headers(tmp_path: Path) -> None:
+    """A header that names `shadow` with RUNPATH pointing at a folder of text files (as /etc)
+    must not carry that file into an image: only an ELF shared object is a library."""
+    from microprune.image.hostfs import HostFiles
+
+    host = tmp_path / "host-etc"
+    host.mkdir()
+    (host / "shadow").write_text("root:secret-hash:19000:0:99999:7:::\n")
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (tmp_path / "x.c").write_text("int f(void) { return 1; }\n")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(fake / "shadow"), str(tmp_path / "x.c")], check=True)
+    ext = tmp_path / "ext.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(ext), str(tmp_path / "x.c"), "-Wl,--no-as-needed",
+                    f"-L{fake}", "-l:shadow", f"-Wl,-rpath,{host}"], check=True)
+    with open(tmp_path / "layer.tar", "wb") as handle:
+        fs = HostFiles(Layer(handle), tmp_path / "scratch")
+        needed = fs.needed(str(ext), [])
+    assert str(host / "shadow") not in needed and "shadow" in fs.missing, needed

@@ -7,6 +7,7 @@ tags) so that a host running 3.11 prunes a 3.12 image correctly.
 """
 from __future__ import annotations
 
+import os
 import re
 import sys
 import sysconfig
@@ -48,6 +49,10 @@ def find_deps(app_dir: Path, deps: Path | None) -> tuple[Path | None, Path | Non
     for name in VENV_DIR_NAMES:
         candidate = app_dir / name
         if (candidate / "pyvenv.cfg").is_file() or (candidate / "lib").is_dir():
+            if candidate.is_symlink() or not _is_within(Path(os.path.realpath(candidate)), Path(os.path.realpath(app_dir))):
+                # found through the app, but not in it: never followed out of the tree we read
+                raise UsageError(f"{display(candidate)} is a link out of {display(app_dir)}; pass --deps with the "
+                                 "virtualenv's own path to use it")
             return candidate, candidate
     return None, None
 

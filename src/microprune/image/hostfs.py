@@ -90,7 +90,7 @@ class HostFiles:
             return []
         found = []
         loader = interpreter(data)
-        if loader:
+        if loader and _is_elf_file(loader):
             found.append(loader)
         dynamic = read_dynamic(data)
         origin = os.path.dirname(real)
@@ -98,7 +98,9 @@ class HostFiles:
         for name in dynamic.needed:
             for directory in [*search, *SYSTEM_LIB_DIRS]:
                 candidate = os.path.normpath(os.path.join(directory, name))
-                if os.path.exists(candidate):
+                # Only a shared object is a library: a header naming `shadow` in RUNPATH /etc must
+                # not carry /etc/shadow into the image (the loader skips such files too).
+                if _is_elf_file(candidate):
                     if not any(candidate.startswith(s + "/") for s in shipped):
                         found.append(candidate)
                     break
@@ -125,3 +127,13 @@ class HostFiles:
             copies.append(copy)
             self.layer.add_file(path, copy, executable=entry.mode == 0o755)
         return strip_debug(copies, "unneeded").saved_bytes
+
+
+def _is_elf_file(path: str) -> bool:
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+        with open(path, "rb") as handle:
+            return is_elf(handle.read(4))
+    except OSError:
+        return False
