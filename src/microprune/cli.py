@@ -645,16 +645,22 @@ Examples:
 @click.argument("command", nargs=-1)
 @click.option("--timeout", type=float, default=None, help="Stop the command after this many seconds.")
 @click.option("--env", "env", multiple=True, metavar="K=V", help="Add to the image's environment. Repeatable.")
-def run(archive: Path, command: tuple[str, ...], timeout: float | None, env: tuple[str, ...]) -> None:
+@click.option("--user", "user", default=None, metavar="UID[:GID]",
+              help="Run as this user instead of the image's (numeric). Root is refused: it could leave "
+                   "the unpacked root.")
+def run(archive: Path, command: tuple[str, ...], timeout: float | None, env: tuple[str, ...],
+        user: str | None) -> None:
     """Run an image archive without an engine: unpack it into a scratch root and run its
     entrypoint (or COMMAND) there, in new mount and PID namespaces, with only the image's
-    environment and user. Exits with the command's status."""
+    environment and user (never root). Exits with the command's status."""
     from .image.runner import run_image
 
     for item in env:
         if "=" not in item:
             raise click.BadParameter(f"{item!r} is not K=V", param_hint="--env")
-    sys.exit(run_image(archive, list(command), timeout, env))
+    if user is not None and not all(part.isdigit() for part in user.split(":", 1)):
+        raise click.BadParameter(f"{user!r} is not UID or UID:GID (numbers)", param_hint="--user")
+    sys.exit(run_image(archive, list(command), timeout, env, user))
 
 
 def _record_profile(entries: tuple[Path, ...], deps_paths: tuple[str, ...], runs: tuple[str, ...],

@@ -276,3 +276,14 @@ def test_not_an_image_is_a_clear_error(tmp_path: Path) -> None:
     subprocess.run(["tar", "-cf", str(plain), "-C", str(FIXTURES / "examples"), "hello"], check=True, timeout=60)
     result = cli("run", plain, timeout=60)
     assert result.code == 1 and "microprune: error:" in result.err and "Traceback" not in result.err, result.err
+
+
+def test_an_image_that_runs_as_root_is_not_run_without_an_engine(tmp_path: Path) -> None:
+    """Root can leave a chroot (chroot into a subfolder, then climb out): `run` does not start
+    it in the namespaces it has, and says how to go on."""
+    archive = archive_with_layer(tmp_path / "root.tar", layer_tar([member("app/", "dir")]), entrypoint=["/nothing"])
+    scratch = tmp_path / "scratch"
+    done = run_image(archive, scratch=scratch, timeout=60)
+    assert done.returncode == 1, (done.returncode, done.stderr)
+    assert "runs as root" in done.stderr and "--user" in done.stderr and "Traceback" not in done.stderr
+    assert_scratch_removed(scratch)

@@ -61,3 +61,17 @@ def test_hostile_input_does_not_hang(source: bytes) -> None:
     hours (1,600 blanks after `from` already took over 30 s); a linear lexer needs ms."""
     result = scan_source(source)
     assert all(r.kind != "import" or r.target for r in result.refs)
+
+
+def test_the_lexer_stays_linear_on_hostile_from_chains() -> None:
+    """`from a from a ...` once made every `from` search to the end of the file (minutes for a
+    few hundred KB): the head of a from-import is now read part by part, so it stops at the
+    second word that is not `import` instead of scanning on (checked by what it matches, not
+    by time)."""
+    from microprune_analyzers.python.scan import _FROM_HEAD
+
+    assert _FROM_HEAD.match(b" a from a import x") is None          # the old pattern matched this
+    assert _FROM_HEAD.match(b" a . b import x").group(1).replace(b" ", b"") == b"a.b"
+    assert _FROM_HEAD.match(b" ..pkg \\\n import x").group(1).strip() == b"..pkg"
+    data = b"from a " * 20000 + b"\nfrom os import path\n"
+    assert [(r.kind, r.target, r.names) for r in scan_source(data).refs] == [("from", "os", ("path",))]

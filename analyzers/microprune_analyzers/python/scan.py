@@ -55,8 +55,17 @@ _WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567
 # bytes, backslash-newlines), then `import`. One character class cannot backtrack
 # quadratically; the run is split into dots and name in Python.
 # Bytes \x80-\xff: identifiers may be non-ASCII (PEP 3131: `import café`), in UTF-8.
-_FROM_TAIL = re.compile(
-    rb"((?:[ \t.\w\x80-\xff]|\\\n)*?)(?<![\w\x80-\xff])import(?![\w])[ \t]*(\([^)]*\)|[^\n;#]*(?:\\\n[^\n;#]*)*)")
+# Blanks (or backslash-newlines), dots, then a dotted name that may have blanks around its dots
+# (`from . import x`, `from a . b import c`), then `import`: each part taken once, no backtracking
+# over the line, so "from a from a from a ..." fails at the second `from` in constant time.
+_BLANK = rb"(?:[ \t]|\\\n)"
+_FROM_HEAD = re.compile(
+    rb"(" + _BLANK + rb"*(?:\." + _BLANK + rb"*)*(?:[\w\x80-\xff]+(?:" + _BLANK + rb"*\." + _BLANK
+    + rb"*[\w\x80-\xff]+)*)?)" + _BLANK + rb"*(?<![\w\x80-\xff])import(?![\w])[ \t]*")
+_FROM_NAMES = re.compile(rb"\([^)]*\)|[^\n;#]*(?:\\\n[^\n;#]*)*")
+# The module part of `from X import`: never longer than this (a bound, so that text such as
+# "from a from a from a ..." is not searched to its end once per `from`).
+_FROM_SPEC_MAX = 2048
 _FROM_SPEC = re.compile(rb"(\.*)([\w.\x80-\xff]*)")
 _IMPORT_TAIL = re.compile(rb"[ \t]+([^\n;#]*(?:\\\n[^\n;#]*)*)")
 _CALL_ARG = re.compile(rb"""\s*(?P<f>[fF]?)(?P<q>['"])(?P<text>[^'"\\\n]*)(?P=q)\s*(?P<next>[,)%+.]?)(?P<rest>[^)]*)""")
@@ -242,13 +251,15 @@ def _is_nested(data: bytes, start: int) -> bool:
 def _import_statement(data: bytes, word: bytes, start: int, end: int, line: int) -> tuple[list[Ref], int]:
     optional = _is_nested(data, start)
     if word == b"from":
-        tail = _FROM_TAIL.match(data, end)
-        if tail is None:                     # `raise X from err`, `yield from g`
+        head = _FROM_HEAD.match(data, end, min(len(data), end + _FROM_SPEC_MAX))
+        if head is None:                     # `raise X from err`, `yield from g`
             return [], -1
-        spec = _FROM_SPEC.fullmatch(re.sub(rb"[ \t]|\\\n", b"", tail.group(1)))
+        spec = _FROM_SPEC.fullmatch(re.sub(rb"[ \t]|\\\n", b"", head.group(1)))
         if spec is None:                     # `x from y import z` is not Python
             return [], -1
-        names = tuple(n for n in _split_names(tail.group(2).strip(b"()")) if n.isidentifier() or n == "*")
+        tail = _FROM_NAMES.match(data, head.end())
+        assert tail is not None              # it matches the empty string
+        names = tuple(n for n in _split_names(tail.group(0).strip(b"()")) if n.isidentifier() or n == "*")
         module = spec.group(2).decode("utf-8", "replace")
         if module and not is_module_path(module):
             return [], -1
@@ -347,8 +358,14 @@ def _import_level(data: bytes, args_start: int) -> int:
     return int(found.group(1)) if found else 0
 
 
+SYNTAX_CHECK_MAX = 2 << 20
+
+
 def check_syntax(data: bytes, filename: str) -> Diagnostic | None:
-    """A syntax error in the app's own code: worth a warning (deps are only lexed)."""
+    """A syntax error in the app's own code: worth a warning (deps are only lexed). A file
+    over SYNTAX_CHECK_MAX is not checked: `ast` needs about 600 times its size in memory."""
+    if len(data) > SYNTAX_CHECK_MAX:
+        return None
     try:
         ast.parse(data, filename=filename)
     except SyntaxError as err:

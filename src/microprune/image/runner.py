@@ -164,10 +164,16 @@ def _remove(path: Path, keep_dir: bool) -> None:
         shutil.rmtree(path)
 
 
-def isolation_command(root: Path, config: ImageConfig, argv: list[str]) -> list[str]:
-    uid, _, gid = config.user.partition(":")
+def isolation_command(root: Path, config: ImageConfig, argv: list[str], user: str | None = None) -> list[str]:
+    uid, _, gid = (user or config.user).partition(":")
     uid = uid if uid.isdigit() else _uid_of(root, uid)
     gid = gid if gid.isdigit() else uid
+    if int(uid) == 0 or int(gid) == 0:
+        # A root process can leave a chroot (chroot into a subfolder, then climb): the
+        # namespaces here are no container. Images microprune builds run as 65532.
+        raise MicropruneError(f"the image runs as root (user {user or config.user or 'unset'!r}): root can leave "
+                              "the unpacked root, so it is not run without an engine; pass --user UID[:GID] "
+                              "(e.g. 65532), or run it in a container engine")
     if os.geteuid() == 0 and shutil.which("unshare"):
         (root / "proc").mkdir(exist_ok=True)
         return ["unshare", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc",
@@ -212,7 +218,8 @@ def smoke_image(archive: Path, command: list[str], timeout: float) -> tuple[bool
         return code == 0, code, output.decode("utf-8", "replace")[-4000:]
 
 
-def run_image(archive: Path, command: list[str], timeout: float | None, extra_env: tuple[str, ...] = ()) -> int:
+def run_image(archive: Path, command: list[str], timeout: float | None, extra_env: tuple[str, ...] = (),
+              user: str | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="microprune-run-") as scratch:
         root = Path(scratch) / "rootfs"
         config = unpack(archive, root)
@@ -222,7 +229,7 @@ def run_image(archive: Path, command: list[str], timeout: float | None, extra_en
         env = dict(item.split("=", 1) for item in [*config.env, *extra_env] if "=" in item)
         # Its own process group, killed on every way out: the image's process is PID 1 of its
         # namespace (it ignores SIGTERM) and a changed uid drops unshare's --kill-child.
-        proc = subprocess.Popen(isolation_command(root, config, argv), env=env, start_new_session=True)
+        proc = subprocess.Popen(isolation_command(root, config, argv, user), env=env, start_new_session=True)
         try:
             return proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired as err:
