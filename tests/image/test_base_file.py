@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.image.conftest import Built, needs_node
-from tests.image.helpers import build
+from tests.image.helpers import archive_with_layer, build, layer_tar, member
 from tests.image.ocivalidate import validate
 
 
@@ -68,3 +68,14 @@ def _member(archive: Path, name: str) -> bytes:
         handle = tar.extractfile(name)
         assert handle is not None
         return handle.read()
+
+
+def test_a_base_layer_with_a_link_climbing_out_is_refused(node_image: Built, tmp_path: Path) -> None:
+    """A relative link whose target climbs above the image's root (and a file written through it)
+    is refused before anything is extracted; absolute links resolve inside the root and stay."""
+    layer = layer_tar([member("x", "symlink", target="../../../../../../tmp"), member("x/through-the-link", data=b"x")])
+    evil = archive_with_layer(tmp_path / "base.tar", layer)
+    proc = subprocess.run([sys.executable, "-m", "microprune", "image", str(node_image.app), "--out",
+                           str(tmp_path / "x.tar"), "--base", str(evil)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "climbs out" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "x.tar").exists()

@@ -287,3 +287,42 @@ def test_an_image_that_runs_as_root_is_not_run_without_an_engine(tmp_path: Path)
     assert done.returncode == 1, (done.returncode, done.stderr)
     assert "runs as root" in done.stderr and "--user" in done.stderr and "Traceback" not in done.stderr
     assert_scratch_removed(scratch)
+
+
+def _tar_with(dest: Path, files: dict[str, bytes]) -> Path:
+    import io
+    import tarfile
+
+    with tarfile.open(dest, "w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return dest
+
+
+_CONFIG = json.dumps({"config": {"Entrypoint": ["/nothing"], "User": "65532"}}).encode()
+MALFORMED = {
+    "manifest-object": {"manifest.json": b"{}"},
+    "manifest-empty": {"manifest.json": b"[]"},
+    "manifest-junk": {"manifest.json": b"\x00\xffjunk"},
+    "config-a-list": {"manifest.json": b'[{"Config": "c.json", "Layers": []}]', "c.json": b"[1, 2]"},
+    "entrypoint-not-a-list": {"manifest.json": b'[{"Config": "c.json", "Layers": []}]',
+                              "c.json": b'{"config": {"Entrypoint": "notalist"}}'},
+    "layers-a-string": {"manifest.json": b'[{"Config": "c.json", "Layers": "l"}]', "c.json": _CONFIG},
+    "layer-fake-gzip": {"manifest.json": b'[{"Config": "c.json", "Layers": ["l.tar"]}]', "c.json": _CONFIG,
+                        "l.tar": b"\x1f\x8bjunk that is no gzip"},
+    "layer-not-tar": {"manifest.json": b'[{"Config": "c.json", "Layers": ["l.tar"]}]', "c.json": _CONFIG,
+                      "l.tar": b"plain junk" * 100},
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_a_malformed_archive_is_a_clear_error(case: str, tmp_path: Path) -> None:
+    archive = _tar_with(tmp_path / "bad.tar", MALFORMED[case])
+    scratch = tmp_path / "scratch"
+    done = run_image(archive, scratch=scratch, timeout=60)
+    assert done.returncode == 1, (done.returncode, done.stderr)
+    assert "microprune: error:" in done.stderr and "internal error" not in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert_scratch_removed(scratch)

@@ -33,7 +33,10 @@ class BaseImage:
 def load_base(path: Path, scratch: Path) -> BaseImage:
     scratch.mkdir(parents=True, exist_ok=True)
     if path.is_dir():
-        return _from_layout(_DirReader(path), scratch, str(path))
+        try:
+            return _from_layout(_DirReader(path), scratch, str(path))
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as err:
+            raise UsageError(f"--base {path}: not a valid OCI layout ({type(err).__name__}: {err})") from err
     if not path.is_file():
         raise UsageError(f"--base {path}: no such file or directory (give auto, an OCI layout directory, "
                          "an OCI archive or a docker-archive)")
@@ -46,6 +49,9 @@ def load_base(path: Path, scratch: Path) -> BaseImage:
                 return _from_layout(reader, scratch, str(path))
     except tarfile.TarError as err:
         raise UsageError(f"--base {path}: not a tar archive or OCI layout ({err})") from err
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as err:
+        # an index, manifest or config of the wrong shape (a list where an object belongs, ...)
+        raise UsageError(f"--base {path}: not a valid image ({type(err).__name__}: {err})") from err
     raise UsageError(f"--base {path}: neither an OCI layout (index.json) nor a docker-archive (manifest.json)")
 
 
@@ -128,8 +134,11 @@ def _from_docker(reader: _TarReader, scratch: Path, label: str) -> BaseImage:
         raise UsageError(f"--base {label}: manifest.json is not a docker-archive manifest")
     entry = manifest[0]
     config = _json(reader, str(entry.get("Config", "")), label)
-    layers = [_copy_layer(reader, str(name), scratch, label) for name in entry.get("Layers", [])]
-    return BaseImage(layers, config)
+    names = entry.get("Layers", [])
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise UsageError(f"--base {label}: manifest.json Layers is not a list of layer names")
+    layers = [_copy_layer(reader, name, scratch, label) for name in names]
+    return BaseImage(layers, _checked_config(config, label))
 
 
 def _from_layout(reader: _DirReader | _TarReader, scratch: Path, label: str) -> BaseImage:
@@ -146,7 +155,14 @@ def _from_layout(reader: _DirReader | _TarReader, scratch: Path, label: str) -> 
     config = _json(reader, _blob(descriptor["config"]["digest"], label), label)
     layers = [_copy_layer(reader, _blob(layer["digest"], label), scratch, label, layer.get("mediaType"))
               for layer in descriptor["layers"]]
-    return BaseImage(layers, config)
+    return BaseImage(layers, _checked_config(config, label))
+
+
+def _checked_config(config: Any, label: str) -> dict[str, Any]:
+    """The image config as an object whose `config` (Env, User, ...) is an object, if present."""
+    if not isinstance(config, dict) or not isinstance(config.get("config", {}), (dict, type(None))):
+        raise UsageError(f"--base {label}: the image config is not an object with a `config` object")
+    return config
 
 
 def _blob(digest: str, label: str) -> str:
@@ -182,6 +198,9 @@ def _check_layer(path: Path, compressed: bool, label: str, name: str) -> tuple[s
                     _check_name(member.name, f"{label} ({name})")
                     if member.islnk() and (member.linkname.startswith("/") or ".." in PurePosixPath(member.linkname).parts):
                         raise UsageError(f"--base {label}: hardlink {member.name} -> {member.linkname} points out; refused")
+                    if member.issym() and _climbs_out(member.name, member.linkname):
+                        raise UsageError(f"--base {label}: symlink {member.name} -> {member.linkname} climbs out of "
+                                         "the image's root; refused")
                     files += not member.isdir()
             while hashing.read(1 << 20):
                 pass
@@ -189,6 +208,21 @@ def _check_layer(path: Path, compressed: bool, label: str, name: str) -> tuple[s
             raise UsageError(f"--base {label}: layer {name} is not a readable tar ({err})") from err
         size = hashing.size
     return "sha256:" + sha.hexdigest(), size, files
+
+
+def _climbs_out(name: str, target: str) -> bool:
+    """A relative link whose target climbs above the root (`x -> ../../../../tmp`). Absolute
+    targets resolve inside the image's root, as they do in a container."""
+    if target.startswith("/"):
+        return False
+    depth = 0
+    for part in [*PurePosixPath(name).parent.parts, *PurePosixPath(target).parts]:
+        if part in ("", ".", "/"):
+            continue
+        depth += -1 if part == ".." else 1
+        if depth < 0:
+            return True
+    return False
 
 
 class _Hashing:

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -35,15 +36,36 @@ class ImageConfig:
     workdir: str
 
 
+# What a malformed archive raises while it is read (a manifest of the wrong shape, junk JSON,
+# a layer that is not gzip or not tar): said as one line about the archive, not as a bug.
+_MALFORMED = (KeyError, IndexError, TypeError, AttributeError, ValueError, EOFError, tarfile.TarError,
+              gzip.BadGzipFile, zlib.error)
+
+
 def read_image(archive: Path) -> tuple[ImageConfig, list[str]]:
     """The config and the layer blob names of an OCI/docker archive, in order."""
-    with tarfile.open(archive) as tar:
-        manifest_list = json.loads(_member(tar, "manifest.json"))
-        entry = manifest_list[0]
-        config = json.loads(_member(tar, entry["Config"]))
-    inner = config.get("config", {})
-    return ImageConfig(inner.get("Entrypoint") or [], inner.get("Cmd") or [], inner.get("Env") or [],
-                       inner.get("User") or "0", inner.get("WorkingDir") or "/"), list(entry["Layers"])
+    try:
+        with tarfile.open(archive) as tar:
+            manifest_list = json.loads(_member(tar, "manifest.json"))
+            entry = manifest_list[0]
+            config = json.loads(_member(tar, entry["Config"]))
+        inner = config.get("config") or {}
+        image = ImageConfig(_strings(inner.get("Entrypoint")), _strings(inner.get("Cmd")), _strings(inner.get("Env")),
+                            str(inner.get("User") or "0"), str(inner.get("WorkingDir") or "/"))
+        layers = entry["Layers"]
+        if not isinstance(layers, list) or not all(isinstance(name, str) for name in layers):
+            raise TypeError("Layers is not a list of names")
+        return image, list(layers)
+    except _MALFORMED as err:
+        raise MicropruneError(f"{archive}: not a valid image archive ({type(err).__name__}: {err})") from err
+
+
+def _strings(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise TypeError(f"{value!r:.60} is not a list of strings")
+    return value
 
 
 def _member(tar: tarfile.TarFile, name: str) -> bytes:
@@ -59,12 +81,15 @@ def _member(tar: tarfile.TarFile, name: str) -> bytes:
 def unpack(archive: Path, root: Path) -> ImageConfig:
     config, layers = read_image(archive)
     root.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive) as outer:
-        for name in layers:
-            blob = outer.extractfile(name)
-            if blob is None:
-                raise MicropruneError(f"layer {name} missing from {archive}")
-            _apply_layer(blob, root)
+    try:
+        with tarfile.open(archive) as outer:
+            for name in layers:
+                blob = outer.extractfile(name)
+                if blob is None:
+                    raise MicropruneError(f"layer {name} missing from {archive}")
+                _apply_layer(blob, root)
+    except _MALFORMED as err:
+        raise MicropruneError(f"{archive}: a layer is not a valid tar ({type(err).__name__}: {err})") from err
     return config
 
 
@@ -79,6 +104,8 @@ def _apply_layer(blob: IO[bytes], root: Path) -> None:
                 raise MicropruneError(f"refusing layer member {member.name!r}: absolute or with '..'")
             parent_rel, base = os.path.split(rel)
             if base.startswith(".wh."):
+                if base[4:] in ("", ".", ".."):
+                    raise MicropruneError(f"refusing layer member {member.name!r}: a whiteout of no name")
                 _whiteout(root, parent_rel, base[4:])
                 continue
             parent = _resolve(root, parent_rel)
