@@ -335,3 +335,18 @@ def test_the_app_cannot_point_the_deps_out_of_itself(tmp_path: Path) -> None:
     (node_app / "package.json").write_text('{"name": "n", "microprune": {"deps": "/etc", "keep": ["**"]}}')
     result = run_cli("prune", node_app, "--out", tmp_path / "out-node")
     assert result.code == 2 and "not inside the app" in result.err, result.err
+
+
+def test_ctrl_c_while_loading_prints_no_traceback() -> None:
+    """An interrupt that lands while the CLI is still being imported ends the run with one line
+    and 130 (signalled deterministically at that point; before Python runs any of microprune's
+    code, only the interpreter can answer)."""
+    code = ("import os, signal\n"
+            "from microprune import entry\n"
+            "signal.signal(signal.SIGINT, entry._interrupted_while_loading)\n"
+            "os.kill(os.getpid(), signal.SIGINT)\n"
+            "import microprune.cli\n"
+            "print('not reached')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 130 and "interrupted" in proc.stderr, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr and "not reached" not in proc.stdout
