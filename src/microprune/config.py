@@ -58,9 +58,11 @@ def load_config(app_dir: Path) -> FileConfig:
         known = ", ".join(sorted(KNOWN_KEYS))
         raise ConfigError(source, f"unknown key(s) {', '.join(unknown)}; known keys: {known}")
     deps = _string(table, "deps", source)
-    if deps and not _inside(app_dir / deps, app_dir):
-        # the app's own file picks what is read: it may not point at the rest of the machine
-        raise ConfigError(source, f"deps {deps!r} is not inside the app; give such a directory with --deps")
+    if deps and not _inside(app_dir / deps, app_dir) and not _looks_like_deps(app_dir / deps):
+        # the app's own file picks what is read: outside the app, only a directory of installed
+        # packages (never /etc with keep = ["**"])
+        raise ConfigError(source, f"deps {deps!r} is not inside the app and holds no installed packages "
+                                  "(no .dist-info, virtualenv or node_modules); give it with --deps")
     return FileConfig(
         source=source,
         entry=_string_list(table, "entry", source),
@@ -195,3 +197,12 @@ def _read_table_text(text: str, path: Path) -> dict[str, Any]:
 def _inside(path: Path, root: Path) -> bool:
     real, top = os.path.realpath(path), os.path.realpath(root)
     return real == top or real.startswith(top.rstrip("/") + "/")
+
+
+def _looks_like_deps(path: Path) -> bool:
+    """A pip --target/site-packages directory, a virtualenv, or a node_modules."""
+    if not path.is_dir():
+        return True                      # the analyzer says it is missing, in its own words
+    if path.name == "node_modules" or (path / "node_modules").is_dir() or (path / "pyvenv.cfg").is_file():
+        return True
+    return any(path.glob("*.dist-info")) or any(path.glob("lib/python3*/site-packages"))
