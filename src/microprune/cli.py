@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import signal
 import sys
 import traceback
@@ -144,6 +145,12 @@ def _check_artifacts(html: Path | None, sbom: Path | None) -> None:
     for flag, path in (("--html", html), ("--sbom", sbom)):
         if path is not None and not normalise(path).parent.is_dir():
             raise click.BadParameter(f"{display(normalise(path).parent)} is not a directory", param_hint=flag)
+
+
+# docker's reference grammar, simplified: [host[:port]/]path-components[:tag]
+_IMAGE_REFERENCE = re.compile(r"(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+                              r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?")
+_IMAGE_USER = re.compile(r"(?:[a-z_][a-z0-9_-]{0,31}|(?:0|[1-9][0-9]{0,9}))(?::(?:[a-z_][a-z0-9_-]{0,31}|(?:0|[1-9][0-9]{0,9})))?")
 
 
 def _check_outside_inputs(request: Request, **outputs: Path | None) -> None:
@@ -571,6 +578,13 @@ def image(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[st
     for item in env:
         if "=" not in item:
             raise click.BadParameter(f"{item!r} is not K=V", param_hint="--env")
+    if not _IMAGE_REFERENCE.fullmatch(tag):
+        raise click.BadParameter(f"{tag!r} is not an image name (lowercase name[/path][:tag], as docker tag takes)",
+                                 param_hint="--tag")
+    if user is not None and (not _IMAGE_USER.fullmatch(user)
+                             or any(part.isdigit() and int(part) >= 2**32 - 1 for part in user.split(":"))):
+        raise click.BadParameter(f"{user!r} is not a user: a name or UID, optionally :GROUP or :GID "
+                                 f"(numbers below 2^32)", param_hint="--user")
     try:
         words = tuple(shlex.split(cmd)) if cmd else ()
     except ValueError as err:

@@ -217,10 +217,14 @@ def render_warnings(report: dict[str, Any]) -> str:
                      "(expected; --format json lists them)")
     warnings = shown
     for w in warnings[:MAX_TEXT_WARNINGS]:
-        where = w["file"] or ""
+        where = _one_line(w["file"] or "")          # a file name may hold a newline: never a fake line
         if where and w["line"]:
             where += f":{w['line']}"
-        lines.append(f"  {where + ': ' if where else ''}{w['message']}")
+        lines.append(f"  {where + ': ' if where else ''}{_one_line(w['message'])}")
     if len(warnings) > MAX_TEXT_WARNINGS:
         lines.append(f"  ... {len(warnings) - MAX_TEXT_WARNINGS} more; --format json lists them all")
     return "\n".join(lines) + "\n"
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r") if ("\n" in text or "\r" in text) else text

@@ -350,3 +350,21 @@ def test_ctrl_c_while_loading_prints_no_traceback() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 130 and "interrupted" in proc.stderr, (proc.returncode, proc.stderr)
     assert "Traceback" not in proc.stderr and "not reached" not in proc.stdout
+
+
+@pytest.mark.parametrize("flag, value", [("--tag", ""), ("--tag", "a b:c"), ("--tag", "../../x:y"),
+                                         ("--user", ""), ("--user", "-1"), ("--user", "99999999999999999999")])
+def test_image_names_and_users_are_checked_before_any_work(tmp_path: Path, flag: str, value: str) -> None:
+    app, deps = basic_app(tmp_path)
+    result = run_cli("image", app, "--deps", deps, "--out", tmp_path / "x.tar", flag, value)
+    assert result.code == 2 and flag in result.err, result.err
+    assert not (tmp_path / "x.tar").exists()
+    assert_no_traceback(result)
+
+
+def test_a_file_name_with_a_newline_cannot_fake_a_warning_line(tmp_path: Path) -> None:
+    app, deps = basic_app(tmp_path)
+    (app / "bad\nwarnings: 0\nname.py").write_text("import (\n")
+    result = run_cli("analyze", app, "--deps", deps)
+    assert result.code == 0, result.err
+    assert not any(line.startswith("warnings: 0") for line in result.err.splitlines()), result.err
