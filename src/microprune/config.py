@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .paths import display, write_text_atomically
+from .paths import display, is_within, write_text_atomically
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -195,8 +195,7 @@ def _read_table_text(text: str, path: Path) -> dict[str, Any]:
 
 
 def _inside(path: Path, root: Path) -> bool:
-    real, top = os.path.realpath(path), os.path.realpath(root)
-    return real == top or real.startswith(top.rstrip("/") + "/")
+    return is_within(Path(os.path.realpath(path)), Path(os.path.realpath(root)))
 
 
 def _looks_like_deps(path: Path) -> bool:

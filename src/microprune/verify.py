@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
-from .paths import display
+from .paths import display, normalise
 from .registry import get_analyzer
 
 DEFAULT_TIMEOUT = 120.0
@@ -77,7 +77,7 @@ def tree_dirs(out: Path, report: dict[str, Any]) -> tuple[Path, Path]:
 
 def verify_tree(out: Path, smoke: str, timeout: float = DEFAULT_TIMEOUT) -> SmokeResult:
     # absolute: the smoke runs in the app's directory, where a relative OUT means something else
-    out = Path(os.path.abspath(out))
+    out = normalise(out)
     report = read_tree_report(out)
     analyzer = get_analyzer(report["language"], out)
     app_out, deps_out = tree_dirs(out, report)

@@ -354,6 +354,7 @@ class Evaluator:
     def __init__(self, env: Env, source: bytes) -> None:
         self.env = env
         self.source = source
+        self._parameters: dict[int, frozenset[str]] = {}     # function node id -> the names it binds
 
     def text(self, node: Node) -> str:
         return self.source[node.start_byte:node.end_byte].decode("utf-8", "replace")
@@ -424,7 +425,21 @@ class Evaluator:
             return value
         # Bindings are per file: a parameter of the same name in an enclosing function is another
         # variable (`function load(name) { return require(name) }` beside `var name = 'a'`).
-        return NA if _shadowed_by_parameter(node, name) else value
+        return NA if self._shadowed_by_parameter(node, name) else value
+
+    def _shadowed_by_parameter(self, node: Node, name: str) -> bool:
+        parent = node.parent
+        while parent is not None:
+            if parent.type in _FUNCTIONS:
+                names = self._parameters.get(parent.id)
+                if names is None:
+                    params = parent.child_by_field_name("parameters") or parent.child_by_field_name("parameter")
+                    names = self._parameters[parent.id] = _parameter_names(params, 0) if params is not None \
+                        else frozenset()
+                if name in names:
+                    return True
+            parent = parent.parent
+        return False
 
     _shorthand_property_identifier = _identifier
 
@@ -716,24 +731,13 @@ _FUNCTIONS = frozenset({"function_declaration", "function_expression", "arrow_fu
                         "generator_function_declaration", "generator_function"})
 
 
-def _shadowed_by_parameter(node: Node, name: str) -> bool:
-    parent = node.parent
-    while parent is not None:
-        if parent.type in _FUNCTIONS:
-            params = parent.child_by_field_name("parameters") or parent.child_by_field_name("parameter")
-            if params is not None and name in _parameter_names(params, 0):
-                return True
-        parent = parent.parent
-    return False
-
-
-def _parameter_names(node: Node, depth: int) -> set[str]:
+def _parameter_names(node: Node, depth: int) -> frozenset[str]:
     """The names a parameter list binds (plain, defaulted, destructured, rest; TypeScript's too)."""
     if node.type in ("identifier", "shorthand_property_identifier_pattern"):
-        return {node.text.decode("utf-8", "replace")} if node.text is not None else set()
+        return frozenset({node.text.decode("utf-8", "replace")}) if node.text is not None else frozenset()
     if depth > 8:
-        return set()
-    names: set[str] = set()
+        return frozenset()
+    names: frozenset[str] = frozenset()
     for child in node.named_children:
         if node.type == "assignment_pattern" and child == node.child_by_field_name("right"):
             continue                    # a default value names nothing

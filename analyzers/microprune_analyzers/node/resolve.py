@@ -278,9 +278,8 @@ class Resolver:
     # -- exports / imports maps -----------------------------------------------------------------------
     def _map(self, package_dir: Path, mapping: Any, subpath: str, esm: bool, imports: bool,
              importer: Path | None = None) -> Found | None:
-        if not imports and (isinstance(mapping, (str, list)) or mapping is None or (
-                isinstance(mapping, dict) and mapping and not next(iter(mapping)).startswith("."))):
-            mapping = {".": mapping}
+        if not imports:
+            mapping = _exports_table(mapping)
         if not isinstance(mapping, dict):
             if not imports:
                 self.problems.append((package_dir / "package.json", f"exports {mapping!r:.40} is not a string, an "
@@ -308,10 +307,7 @@ class Resolver:
         """The files a subpath with a computed part (``wildcard`` in it: `./locale/<?>`) can name
         through the package's `exports`, as absolute path patterns (the wildcard kept)."""
         manifest = self.manifest(package_dir)
-        mapping = manifest.data.get("exports") if manifest is not None else None
-        if isinstance(mapping, (str, list)) or (isinstance(mapping, dict) and mapping
-                                                and not next(iter(mapping)).startswith(".")):
-            mapping = {".": mapping}
+        mapping = _exports_table(manifest.data.get("exports")) if manifest is not None else None
         if not isinstance(mapping, dict):
             return []
         fixed = re.compile(re.escape(subpath).replace(re.escape(wildcard), "[^/]*"))
@@ -410,6 +406,14 @@ class Resolver:
         if condition == "require":
             return not esm
         return condition in self.conditions
+
+
+def _exports_table(exports: Any) -> Any:
+    """`exports` as a subpath table: a bare target or a conditions object stands for "."."""
+    if isinstance(exports, (str, list)) or exports is None or (
+            isinstance(exports, dict) and exports and not next(iter(exports)).startswith(".")):
+        return {".": exports}
+    return exports
 
 
 def split_package(spec: str) -> tuple[str | None, str]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -450,20 +450,18 @@ class PythonSession:
         """The fixed head of an f-string (`entry_points(group=f"opentelemetry_{kind}")`): the
         plugins of every entry-point group whose name starts with it. Groups only: a module
         name built this way is loaded through import_module, which has its own prefix rule."""
-        groups = [g for g in self.dists.groups if g.startswith(ref.target) and g not in SCRIPT_GROUPS]
-        edges = []
-        for group in sorted(groups):
-            edges.extend(self._plugin_edges(group, f"entry-point group {group!r} starts with f-string {ref.target!r}"))
-        return Resolved(tuple(edges))
+        return self._groups_named_by(lambda g: g.startswith(ref.target), f"starts with f-string {ref.target!r}")
 
     def _resolve_string_suffix(self, ref: Ref, importer: Path) -> Resolution:
         """The fixed tail of an f-string (`entry_points(group=f"{APP_NAME}.transforms")`): the
         plugins of every entry-point group that ends with it (groups only, as for heads)."""
-        groups = [g for g in self.dists.groups if g.endswith(ref.target) and len(g) > len(ref.target)
-                  and g not in SCRIPT_GROUPS]
+        return self._groups_named_by(lambda g: g.endswith(ref.target) and len(g) > len(ref.target),
+                                     f"ends with f-string {ref.target!r}")
+
+    def _groups_named_by(self, matches: Callable[[str], bool], how: str) -> Resolution:
         edges = []
-        for group in sorted(groups):
-            edges.extend(self._plugin_edges(group, f"entry-point group {group!r} ends with f-string {ref.target!r}"))
+        for group in sorted(g for g in self.dists.groups if matches(g) and g not in SCRIPT_GROUPS):
+            edges.extend(self._plugin_edges(group, f"entry-point group {group!r} {how}"))
         return Resolved(tuple(edges))
 
     def _resolve_dist_metadata(self, ref: Ref, importer: Path) -> Resolution:
@@ -473,8 +471,7 @@ class PythonSession:
         dist = self.dists.by_key.get(canonical_name(ref.target))
         if dist is None:
             return Resolved(())
-        return Resolved(tuple(Edge(p, Reason.METADATA, f"{dist.name}, read by name")
-                              for p in self.inventory.walk_files(dist.info_dir)))
+        return Resolved(tuple(self._metadata_edges(dist, f"{dist.name}, read by name")))
 
     def _resolve_resource_package(self, ref: Ref, importer: Path) -> Resolution:
         """`pkg_resources.resource_string("certifi", "cacert.pem")`, `importlib.resources.files("pkg")`:
@@ -645,8 +642,11 @@ class PythonSession:
                 edges.extend(self._hint_edges(name))
         return edges
 
+    def _metadata_edges(self, dist: Distribution, detail: str) -> list[Edge]:
+        return [Edge(p, Reason.METADATA, detail) for p in self.inventory.walk_files(dist.info_dir)]
+
     def _distribution_edges(self, dist: Distribution) -> list[Edge]:
-        edges = [Edge(p, Reason.METADATA, dist.name) for p in self.inventory.walk_files(dist.info_dir)]
+        edges = self._metadata_edges(dist, dist.name)
         # Every file of <dist>.libs/: loaded through RPATH, invisible to the import system.
         edges.extend(Edge(p, Reason.NATIVE, f"{p.parent.name}/ of {dist.name}") for p in dist.native_libs)
         edges.extend(Edge(p, Reason.PTH, dist.name) for p in dist.pth_files)

@@ -30,12 +30,16 @@ class BaseImage:
     config: dict[str, Any]
 
 
+# What an index, manifest or config of the wrong shape raises (a list where an object belongs, ...)
+_WRONG_SHAPE = (KeyError, IndexError, TypeError, AttributeError, ValueError)
+
+
 def load_base(path: Path, scratch: Path) -> BaseImage:
     scratch.mkdir(parents=True, exist_ok=True)
     if path.is_dir():
         try:
             return _from_layout(_DirReader(path), scratch, str(path))
-        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as err:
+        except _WRONG_SHAPE as err:
             raise UsageError(f"--base {path}: not a valid OCI layout ({type(err).__name__}: {err})") from err
     if not path.is_file():
         raise UsageError(f"--base {path}: no such file or directory (give auto, an OCI layout directory, "
@@ -49,8 +53,7 @@ def load_base(path: Path, scratch: Path) -> BaseImage:
                 return _from_layout(reader, scratch, str(path))
     except tarfile.TarError as err:
         raise UsageError(f"--base {path}: not a tar archive or OCI layout ({err})") from err
-    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as err:
-        # an index, manifest or config of the wrong shape (a list where an object belongs, ...)
+    except _WRONG_SHAPE as err:
         raise UsageError(f"--base {path}: not a valid image ({type(err).__name__}: {err})") from err
     raise UsageError(f"--base {path}: neither an OCI layout (index.json) nor a docker-archive (manifest.json)")
 
