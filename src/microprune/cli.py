@@ -90,6 +90,11 @@ def app_options(func: F) -> F:
         click.option("--profile", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
                      help="A profile from `microprune trace APP --run CMD --out PROFILE`: its files are kept "
                           "too (reason `profile`), and traced from."),
+        click.option("--trust-profile", is_flag=True,
+                     help="With --profile: drop what only code that may run reaches (a lazy or guarded import, "
+                          "a module named in a string, a hint, a plugin) unless a recorded run loaded it. "
+                          "Smaller, and only as safe as the runs recorded: record every path the app takes "
+                          "in production, and prove it with --smoke."),
         click.option("--language", type=str, default=None,
                      help="Analyzer to use (node or python). Default: detected from APP."),
         click.option("--entries-only", is_flag=True,
@@ -101,7 +106,7 @@ def app_options(func: F) -> F:
     def gather(**kwargs: Any) -> Any:
         kwargs["target"] = TargetFlags(kwargs.pop("python_version"), kwargs.pop("node_version"),
                                        kwargs.pop("conditions"), kwargs.pop("aliases"), kwargs.pop("profile"),
-                                       kwargs.pop("entries_only"))
+                                       kwargs.pop("entries_only"), kwargs.pop("trust_profile"))
         return func(**kwargs)
 
     command: Any = gather
@@ -120,6 +125,7 @@ class TargetFlags:
     aliases: tuple[str, ...] = ()
     profile: Path | None = None
     entries_only: bool = False
+    trust_profile: bool = False
 
     def version(self) -> str | None:
         if self.python_version and self.node_version:
@@ -127,7 +133,10 @@ class TargetFlags:
         return self.python_version or self.node_version
 
     def options(self) -> dict[str, Any]:
-        return {"conditions": self.conditions, "aliases": self.aliases, "entries_only": self.entries_only,
+        if self.trust_profile and self.profile is None:
+            raise click.UsageError("--trust-profile needs --profile PROFILE (record one with "
+                                   "`microprune trace APP --run CMD --out PROFILE`)")
+        return {"trust_profile": self.trust_profile, "conditions": self.conditions, "aliases": self.aliases, "entries_only": self.entries_only,
                 **({"profile": str(normalise(self.profile))} if self.profile else {})}
 
 

@@ -29,12 +29,14 @@ class Reason(str, enum.Enum):
     PTH = "pth"                  # a .pth file of a kept distribution
     LINK = "link"                # target of a kept symlink
     APP = "app"                  # part of the app itself (copied whole)
+    FALLBACK = "fallback"        # what an older runtime would load instead (package.json main beside exports)
     # drop reasons
     UNREACHED = "unreached"      # nothing imports or reads it
     UNUSED_DIST = "unused-distribution"
     BYTECODE = "bytecode"        # __pycache__ / stale .pyc
     EXCLUDED = "excluded"        # VCS, caches, the deps dir inside the app
     UNSAFE = "unsafe"            # symlink leaving the tree, unreadable
+    UNPROFILED = "not-in-profile"  # `--trust-profile`: only code that may run reaches it, and none did
 
 
 @dataclass(frozen=True, order=True)
@@ -55,6 +57,9 @@ class Ref:
     speculative: bool = False
     optional: bool = False
     program_only: bool = False           # runs only when this file is the program (`__main__` block)
+    # inside a function body: loads only when that function is called (Python marks such imports
+    # optional already). Only `--trust-profile` reads it: such a ref needs a recorded run.
+    lazy: bool = False
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,8 @@ def analyze(request: Request, language: str | None = None) -> Analysis:
         profile = tuple(pair for pair in load_profile(Path(request.options["profile"]), session.inventory.roots)
                         if session.drop_reason(pair[0]) is Reason.UNREACHED)   # never caches a run left behind
     trace = trace_app(session, entries, request.keep, max_depth=request.options.get("max_depth"), profile=profile,
-                      shipped=not request.options.get("entries_only", False))
+                      shipped=not request.options.get("entries_only", False),
+                      trust_profile=bool(request.options.get("trust_profile")))
     return Analysis(session, entries, trace, plan_prune(session, trace))
 
 

@@ -108,6 +108,8 @@ def _decide(session: Session, trace: Trace, path: Path) -> Decision:
         return Decision(path, info.root, True, info.size, _sorted(reasons), name)
     if prov is not None:
         return Decision(path, info.root, True, info.size, _sorted(prov.reasons), name)
+    if path in trace.unprofiled and session.drop_reason(path) is Reason.UNREACHED:
+        return Decision(path, info.root, False, info.size, (Reason.UNPROFILED.value,), name)
     return Decision(path, info.root, False, info.size, (session.drop_reason(path).value,), name)
 
 

@@ -29,7 +29,7 @@ MAX_PARENTS = 16        # enough for `why`; a popular module has hundreds of imp
 # Kept because something *may* load it (a name in a string, a prefix, a hint): edges of
 # these kinds never make a file certain.
 SPECULATIVE_REASONS = frozenset({Reason.STRING, Reason.DYNAMIC, Reason.HINT, Reason.PLUGIN, Reason.KEEP,
-                                 Reason.PROFILE})
+                                 Reason.PROFILE, Reason.FALLBACK})
 
 
 @dataclass
@@ -45,11 +45,15 @@ class Trace:
     certain: set[Path] = field(default_factory=set)
     missing: set[str] = field(default_factory=set)        # names of unresolved imports
     kept_dirs: set[Path] = field(default_factory=set)     # must exist even if empty (namespace packages)
+    # With a trusted profile: files that only code which may not run reaches (a lazy or guarded
+    # import, a name in a string, a hint, a plugin) and that no recorded run loaded; each with
+    # the first such reference, for `why`.
+    unprofiled: dict[Path, Parent] = field(default_factory=dict)
 
 
 class _Tracer:
     def __init__(self, session: Session, entries: list[Entry], jobs: int | None = None,
-                 max_depth: int | None = None) -> None:
+                 max_depth: int | None = None, trusted: frozenset[Path] | None = None) -> None:
         self.session = session
         self.inventory = session.inventory
         self.trace = Trace(entries=entries)
@@ -59,18 +63,27 @@ class _Tracer:
         self.scanner = _ScanAhead(session, jobs if jobs is not None else _default_jobs())
         self.max_depth = max_depth          # `trace --depth N`: files N import steps from an entry are not read
         self.depth = 0                      # the batch being processed is this many steps from the entries
+        # `--trust-profile`: the files recorded runs loaded; a reference that may not run is
+        # followed only to these. None: every reference is followed.
+        self.trusted = trusted
 
-    def emit(self, edge: Edge, by: Path | None, line: int | None, detail: str, firm: bool = True) -> None:
+    def emit(self, edge: Edge, by: Path | None, line: int | None, detail: str, firm: bool = True,
+             lazy: bool = False) -> None:
         """Keep edge.path, pulled in by the kept file ``by`` at ``line`` (None: an entry, a
-        keep, a profile). ``firm``: the edge holds whenever ``by`` runs (not optional)."""
+        keep, a profile). ``firm``: the edge holds whenever ``by`` runs (not optional); ``lazy``:
+        only when a function of ``by`` is called (a trusted profile must then have seen it)."""
         path = self.inventory.canonical(edge.path)
         if path in self.inventory.dirs:
             self.trace.kept_dirs.add(path)
             return
         if path not in self.inventory.files:
             return
+        holds = firm and edge.reason not in SPECULATIVE_REASONS
+        if self.trusted is not None and by is not None and (lazy or not holds) and path not in self.trusted:
+            self.trace.unprofiled.setdefault(path, Parent(by, line, edge.reason, detail))
+            return
         self._keep_dir_links(edge.path)
-        if firm and edge.reason not in SPECULATIVE_REASONS:
+        if holds:
             if by is None:
                 self._make_certain(path)
             else:
@@ -128,12 +141,16 @@ class _Tracer:
             firm = not (ref.optional or ref.speculative)
             if isinstance(result, (Resolved, Unresolved)):
                 for edge in result.edges:
-                    self.emit(edge, path, ref.line, edge.detail or ref.target, firm)
+                    self.emit(edge, path, ref.line, edge.detail or ref.target, firm, ref.lazy)
             if isinstance(result, External):
                 self.trace.externals.add(result.name)
             if isinstance(result, Unresolved) and not ref.speculative:
                 self.trace.missing.update(result.missing)
-                code = "unresolved-optional" if ref.optional else "unresolved"
+                # A load inside a function body fails only if that function is called: in a
+                # dependency that is the normal shape of an optional driver (knex's dialects);
+                # in the app's own code it is still said, since the app's author wrote it.
+                lazy_in_deps = ref.lazy and self.inventory.files[path].root != "app"
+                code = "unresolved-optional" if ref.optional or lazy_in_deps else "unresolved"
                 self.trace.diagnostics.append(Diagnostic(code, result.why, path, ref.line))
 
     def run(self) -> Trace:
@@ -143,6 +160,7 @@ class _Tracer:
         finally:
             self.scanner.close()
         self.trace.diagnostics = [self._soften(d) for d in self.trace.diagnostics]
+        self.trace.unprofiled = {p: v for p, v in self.trace.unprofiled.items() if p not in self.trace.kept}
         return self.trace
 
     def _drain(self, bar: Task) -> None:
@@ -295,11 +313,15 @@ def _default_jobs() -> int:
 
 def trace_app(session: Session, entries: list[Entry], keep: tuple[str, ...] = (), jobs: int | None = None,
               max_depth: int | None = None, profile: tuple[tuple[Path, str], ...] = (),
-              shipped: bool = True) -> Trace:
+              shipped: bool = True, trust_profile: bool = False) -> Trace:
     """``profile``: (file, profile name) pairs seen in real runs; kept, and traced from, like keeps.
+    ``trust_profile``: what may run but did not in any recorded run is dropped. Only references
+    that hold whenever their file runs (top-level imports, companions such as metadata, parent
+    packages and native libraries) are followed to files the profile lacks.
     ``shipped``: also trace the app's own code no entry reaches (it ships with the app); off for
     `trace`, which answers what the entries reach."""
-    tracer = _Tracer(session, entries, jobs, max_depth)
+    trusted = frozenset(session.inventory.canonical(path) for path, _ in profile) if trust_profile else None
+    tracer = _Tracer(session, entries, jobs, max_depth, trusted)
     for path, name in profile:
         tracer.emit(Edge(path, Reason.PROFILE, name), None, None, name)
     for entry in entries:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from .analyzer import Session
-from .model import Parent
+from .model import Parent, Reason
 from .paths import display
 from .plan import PrunePlan
 from .trace import Trace
@@ -52,6 +52,10 @@ def why_report(session: Session, trace: Trace, plan: PrunePlan, name: str, candi
         first = decisions.get(candidates[0])
         report["path"], report["root"] = _where(session, candidates[0])
         report["dropped_because"] = list(first.reasons) if first else []
+        unrun = trace.unprofiled.get(candidates[0])
+        if unrun is not None and report["dropped_because"] == [Reason.UNPROFILED.value]:
+            # --trust-profile: the reference that could have loaded it, which no recorded run took
+            report["unrun_reference"] = _link(session, Link(candidates[0], unrun))
     return report
 
 
@@ -82,7 +86,12 @@ def render_why_text(report: dict[str, Any]) -> str:
         return f"{name}: no distribution, module or file of that name in the app or its deps\n"
     if not report["kept"]:
         reasons = ", ".join(report.get("dropped_because", [])) or "nothing reaches it"
-        return f"{name}: nothing keeps it; {_label(report['path'], report['root'])} is dropped ({reasons})\n"
+        text = f"{name}: nothing keeps it; {_label(report['path'], report['root'])} is dropped ({reasons})\n"
+        unrun = report.get("unrun_reference")
+        if unrun:
+            text += (f"  only {_label(unrun['from'], unrun['from_root'], unrun['line'])} may load it "
+                     f"({unrun['reason']} {unrun['detail']}), and no recorded run did (--trust-profile)\n")
+        return text
     lines = [f"{name} is kept: {_label(report['path'], report['root'])} [{', '.join(report['reasons'])}]"]
     for step in report["chain"]:
         target = _label(step["file"], step["root"])

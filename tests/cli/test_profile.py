@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -127,3 +129,61 @@ def test_verify_finds_what_is_missing_above_a_long_stack(tmp_path: Path) -> None
     report = json.loads(result.out)
     assert report["missing"] == ["plug"], report["missing"]
     assert "No module named" not in report["output_tail"] and len(report["output_tail"]) <= 4000
+
+
+def test_a_module_whose_import_failed_is_recorded_from_its_cached_bytecode(tmp_path: Path) -> None:
+    """pip leaves __pycache__ in the deps, so a module loads from its .pyc and its source is never
+    opened; one whose import then fails (caught by its importer) has no sys.modules entry
+    either. Its source must still be in the profile: without it the importer's except path
+    would see a different error."""
+    app, deps = _python_app(tmp_path)
+    (deps / "plug" / "needs_socks.py").write_text("import socks_not_installed\n")
+    (app / "main.py").write_text("try:\n    import plug.needs_socks\nexcept ImportError as e:\n"
+                                 "    print('no socks:', e.name)\n")
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(deps)], check=True)
+    assert (deps / "plug" / "__pycache__").is_dir()
+    profile = tmp_path / "failed.profile"
+    rec = run_cli("trace", app, "--deps", deps, "--run", "python3 main.py", "--out", profile)
+    assert rec.code == 0, rec.err
+    files = json.loads(profile.read_text())["files"]
+    assert "deps/plug/needs_socks.py" in files, files
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node")
+def test_node_recording_sees_worker_threads_promises_and_esm_named_imports(tmp_path: Path) -> None:
+    """A worker thread is ended by the main thread's process.exit() before its own exit event, so
+    it must record as it goes; fs.promises reads and `import { readFileSync } from 'node:fs'`
+    in an ES module must be seen too."""
+    app = tmp_path / "app"
+    pkg = app / "node_modules" / "plug"
+    pkg.mkdir(parents=True)
+    (app / "package.json").write_text(json.dumps({"name": "app", "main": "main.mjs"}))
+    (app / "main.mjs").write_text(
+        "import { readFileSync } from 'node:fs';\n"
+        "import { createRequire } from 'node:module';\n"
+        "import { Worker } from 'node:worker_threads';\n"
+        "const require = createRequire(import.meta.url);\n"
+        "const where = require.resolve('plug/worker.js');\n"
+        "const esmRead = readFileSync(new URL('./node_modules/plug/esm-read.txt', import.meta.url), 'utf8').trim();\n"
+        "const w = new Worker(where);\n"
+        "w.on('message', (m) => { console.log(esmRead, m); process.exit(0); });\n")
+    (pkg / "package.json").write_text(json.dumps({"name": "plug", "version": "1.0.0"}))
+    (pkg / "worker.js").write_text(
+        "const { parentPort } = require('worker_threads');\n"
+        "const dep = require('./dep');\n"
+        "require('fs').promises.readFile(__dirname + '/promised.txt', 'utf8')\n"
+        "  .then((text) => parentPort.postMessage(dep + ' ' + text.trim()));\n"
+        "setInterval(() => {}, 1000);\n")
+    (pkg / "dep.js").write_text("module.exports = 'dep';\n")
+    (pkg / "promised.txt").write_text("promised\n")
+    (pkg / "esm-read.txt").write_text("esm-read\n")
+    profile = tmp_path / "node.profile"
+    rec = run_cli("trace", app, "--run", "node main.mjs", "--out", profile)
+    assert rec.code == 0, rec.err
+    files = set(json.loads(profile.read_text())["files"])
+    for name in ("worker.js", "dep.js", "promised.txt", "esm-read.txt"):
+        assert f"deps/plug/{name}" in files, (name, sorted(files))
+    result = run_cli("prune", app, "--out", tmp_path / "out", "--profile", profile, "--trust-profile",
+                     "--smoke", "node main.mjs", "--format", "json")
+    assert result.code == 0, result.out + result.err
+    assert "esm-read dep promised" in json.loads(result.out)["verify"]["output_tail"]

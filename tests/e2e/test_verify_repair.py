@@ -623,3 +623,39 @@ def test_verify_passes_a_command_that_exits_0_leaving_a_background_process(
     assert elapsed < 15, f"verify waited {elapsed:.1f}s for a background child"
     time.sleep(0.5)
     assert processes_with(marker_processes) == [], "the smoke command's child outlived verify"
+
+
+# --- 3. a library that says in its own words which package it could not find -------------------
+
+PINO_PACKAGE = {"name": "log-app", "version": "1.0.0", "private": True, "main": "main.js",
+                "dependencies": {"pino": "^9.0.0", "pino-pretty": "^13.0.0"}}
+PINO_FILES = {
+    "main.js": """\
+'use strict';
+// The log transport is named in log.json, read at run time: pino resolves it in a worker thread
+// and, when it is missing, throws its own message rather than node's "Cannot find module".
+const fs = require('fs');
+const path = require('path');
+const pino = require('pino');
+
+const config = JSON.parse(fs.readFileSync(path.join(__dirname, 'log.json'), 'utf8'));
+const logger = pino({ transport: { target: config.transport, options: { colorize: false, destination: 1 } } });
+logger.info('pretty hello');
+""",
+    "log.json": json.dumps({"transport": "pino-pretty"}) + "\n",
+}
+
+
+@needs_node
+def test_node_repair_reads_a_librarys_own_missing_message(tmp_path: Path) -> None:
+    """pino says `unable to determine transport target for "pino-pretty"`: verify must name
+    pino-pretty (not the `${origin}` of the source line node prints above it), and --repair must
+    bring it back in one round."""
+    app = write_files(copy_installed(PINO_PACKAGE, tmp_path / "app"), PINO_FILES)
+    result, report = prune(app, tmp_path / "static", "--smoke", "node main.js")
+    assert result.code == 3, result.err
+    assert report["verify"]["missing"] == ["pino-pretty"], report["verify"]
+    result, report = prune(app, tmp_path / "repaired", "--smoke", "node main.js", "--repair")
+    assert result.code == 0, (result.err, report.get("verify"), report.get("repair"))
+    assert report["repair"]["rounds"] == 1, report["repair"]
+    assert "INFO" in report["verify"]["output_tail"] and "pretty hello" in report["verify"]["output_tail"]

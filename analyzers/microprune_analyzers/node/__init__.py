@@ -28,6 +28,9 @@ class NodeAnalyzer:
         r"Cannot find module '([^']+)'",
         r"Cannot find package '([^']+)'",
         r"ENOENT: no such file or directory, \w+ '([^']+)'",
+        # libraries that resolve a package named in configuration and say so in their own words
+        r'unable to determine transport target for "([^"]+)"',          # pino transports
+        r"Please install ([@\w][\w./@-]*) package manually",              # sequelize dialect drivers
     )
 
     ancestor_search_dirs: ClassVar[tuple[str, ...]] = ("node_modules",)

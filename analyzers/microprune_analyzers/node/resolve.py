@@ -63,6 +63,9 @@ class Found:
 
     files: tuple[Path, ...]
     manifests: tuple[Path, ...] = ()
+    # those of ``files`` that only a runtime without `exports` support would load (the
+    # package's main, beside the `exports` that today's Node follows)
+    fallbacks: frozenset[Path] = frozenset()
 
 
 @dataclass
@@ -220,8 +223,9 @@ class Resolver:
                 mapped = self._map(package_dir, exports, "." + subpath, esm, imports=False)
                 legacy = self.file_or_dir(_normal(modules / spec), directory_only)
                 if mapped:
-                    files = list(mapped.files) + [f for f in (legacy.files if legacy else ()) if f not in mapped.files]
-                    return Found(tuple(files), (package_dir / "package.json", *mapped.manifests))
+                    extra = [f for f in (legacy.files if legacy else ()) if f not in mapped.files]
+                    return Found((*mapped.files, *extra), (package_dir / "package.json", *mapped.manifests),
+                                 frozenset(extra))
                 return legacy
             result = self.file_or_dir(_normal(modules / spec), directory_only)
             if result is not None:

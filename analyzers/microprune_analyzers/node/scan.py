@@ -659,8 +659,9 @@ class _Scanner:
     def add(self, kind: str, target: str, at: Node, optional: bool = False) -> None:
         if len(target) > 4096 or "\0" in target:
             return
-        optional = optional or (kind in ("require", "import") and _inside_try(at))
-        self.refs.append(Ref(line=at.start_point[0] + 1, kind=kind, target=target, optional=optional))
+        optional = optional or _inside_try(at)          # the code expects the load to fail
+        self.refs.append(Ref(line=at.start_point[0] + 1, kind=kind, target=target, optional=optional,
+                             lazy=_inside_function(at)))
 
 
 # -- calls with their own meaning ------------------------------------------------------------------
@@ -750,6 +751,15 @@ def _is_declaration_name(node: Node, parent: Node) -> bool:
     return parent.type in ("formal_parameters", "shorthand_property_identifier_pattern", "pair_pattern")
 
 
+def _inside_function(node: Node) -> bool:
+    current = node.parent
+    while current is not None:
+        if current.type in _FUNCTION_TYPES:
+            return True
+        current = current.parent
+    return False
+
+
 def _inside_try(node: Node) -> bool:
     current: Node | None = node
     while current is not None:
@@ -757,6 +767,8 @@ def _inside_try(node: Node) -> bool:
         if parent is None:
             return False
         if parent.type == "try_statement" and parent.child_by_field_name("body") == current:
+            return True
+        if parent.type == "catch_clause":          # the fallback when the first load failed
             return True
         if parent.type in _FUNCTION_TYPES:
             return False

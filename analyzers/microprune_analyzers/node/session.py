@@ -267,7 +267,7 @@ class NodeSession:
 
     def _edges(self, found: Found, reason: Reason, detail: str) -> tuple[Edge, ...]:
         self._code.update(self.inventory.canonical(p) for p in found.files)
-        edges = [Edge(path, reason, detail) for path in found.files]
+        edges = [Edge(path, Reason.FALLBACK if path in found.fallbacks else reason, detail) for path in found.files]
         edges.extend(Edge(path, Reason.METADATA, "package.json read by the resolver") for path in found.manifests)
         return tuple(edges)
 
@@ -519,6 +519,10 @@ class NodeSession:
             boundary = self.resolver.boundary(path)
             if boundary is not None:
                 edges.append(Edge(boundary / "package.json", Reason.METADATA, "decides CommonJS or ESM"))
+        package = package_dir_of(path, self.deps_root)
+        if package is not None and path != package / "package.json":
+            # require() of the package (or of any path in it) reads its manifest: exports, main
+            edges.append(Edge(package / "package.json", Reason.METADATA, "the package's manifest"))
         if name.endswith(".node"):
             edges.extend(self._shared_libraries(path))
         if name.endswith((".js", ".cjs", ".mjs")):

@@ -19,7 +19,14 @@ def _note(path: object) -> None:
     if isinstance(path, bytes):
         path = os.fsdecode(path)
     if isinstance(path, str) and path:
-        _seen.add(os.path.abspath(path))
+        path = os.path.abspath(path)
+        _seen.add(path)
+        if path.endswith(".pyc") and os.path.basename(os.path.dirname(path)) == "__pycache__":
+            # a cached module: its source is what ships. A module whose import failed (an
+            # ImportError caught by its importer) leaves only this open behind, no sys.modules entry.
+            # (Worked out here, not with importlib.util: no import from inside the audit hook.)
+            cache_dir, name = os.path.split(path)
+            _seen.add(os.path.join(os.path.dirname(cache_dir), name.split(".", 1)[0] + ".py"))
 
 
 def _hook(event: str, args: tuple[object, ...]) -> None:
