@@ -11,7 +11,7 @@ from typing import Any
 
 from . import __version__
 from .analyzer import Session
-from .model import Diagnostic, Entry
+from .model import Diagnostic, Entry, Reason
 from .paths import display
 from .plan import PrunePlan, Totals
 
@@ -199,7 +199,19 @@ def _totals_lines(report: dict[str, Any]) -> list[str]:
         f"app:  keep {human_bytes(app['kept_bytes'])} in {app['kept_files']} files, "
         f"drop {human_bytes(app['dropped_bytes'])} in {app['dropped_files']} files"
         + (" (caches, bytecode, lockfiles: never read at run time)" if app["dropped_files"] else ""),
+        *_unprofiled_line(report),
     ]
+
+
+def _unprofiled_line(report: dict[str, Any]) -> list[str]:
+    """With --trust-profile, what trusting the runs dropped: said, since a run that missed a
+    path of the app makes exactly these files the ones that break it."""
+    rows = [row for row in report.get("files", ()) if not row["keep"] and row["reasons"] == [Reason.UNPROFILED.value]]
+    if not rows:
+        return []
+    return [f"not-in-profile: drop {human_bytes(sum(row['bytes'] for row in rows))} in {len(rows)} files that code "
+            "which may run reaches but no recorded run loaded (`why NAME --profile P --trust-profile` "
+            "names the reference)"]
 
 
 def render_warnings(report: dict[str, Any]) -> str:

@@ -90,6 +90,12 @@ def test_python_trusted_profile_drops_what_no_run_loaded(tmp_path: Path) -> None
         assert rows[f"plug/{name}.py"]["reasons"] == ["not-in-profile"], rows[f"plug/{name}.py"]
     assert rows["plug/unused.py"]["reasons"] == ["unreached"]
     assert not (tmp_path / "trusted" / "deps" / "plug" / "lazy.py").exists()
+    text = run_cli("analyze", app, "--deps", deps, "--profile", profile, "--trust-profile")
+    assert text.code == 0, text.err
+    dropped = sum((deps / "plug" / f"{name}.py").stat().st_size for name in ("lazy", "lazy_too", "fancy"))
+    assert f"not-in-profile: drop {dropped} B in 3 files" in text.out, text.out
+    plain = run_cli("analyze", app, "--deps", deps, "--profile", profile)
+    assert "not-in-profile" not in plain.out
 
 
 def test_why_names_the_reference_no_run_took(tmp_path: Path) -> None:
