@@ -479,7 +479,9 @@ Examples:
               help="The app's root (import root of the entries). Default: the first entry's directory.")
 @click.option("--run", "runs", multiple=True, metavar="CMD",
               help="Dynamic mode: ENTRIES is the APP directory; run each shell command once in it with a "
-                   "recorder and write what it loaded and read to --out PROFILE (for prune --profile).")
+                   "recorder and write what it loaded and read to --out PROFILE (for prune --profile). "
+                   "Exit 3 if a command fails or times out (the profile is written, but may lack what a "
+                   "passing run loads); a server stopped by SIGTERM/SIGINT counts as passing.")
 @click.option("--out", "profile_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="With --run: the profile file to write.")
 @click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True,
@@ -699,13 +701,25 @@ def _record_profile(entries: tuple[Path, ...], deps_paths: tuple[str, ...], runs
     request, language = _request(entries[0], deps, (), (), target, language)
     _check_outside_inputs(request, out=profile_out)
     profile = record_profile(request, runs, normalise(profile_out), timeout, language)
+    failed = [run for run in profile["runs"] if run["timed_out"] or run["exit_code"] not in STOPPED_NORMALLY]
     if fmt == "json":
         click.echo(render_json(profile), nl=False)
-        return
-    for run in profile["runs"]:
-        state = "timed out" if run["timed_out"] else f"exit {run['exit_code']}"
-        click.echo(f"ran ({state}): {run['command']}")
-    click.echo(f"wrote {display(normalise(profile_out))}: {len(profile['files'])} files seen")
+    else:
+        for run in profile["runs"]:
+            state = "timed out" if run["timed_out"] else f"exit {run['exit_code']}"
+            click.echo(f"ran ({state}): {run['command']}")
+        click.echo(f"wrote {display(normalise(profile_out))}: {len(profile['files'])} files seen")
+    for run in failed:
+        state = f"timed out after {timeout:g} s" if run["timed_out"] else f"exited {run['exit_code']}"
+        click.echo(f"microprune: warning: {run['command']!r} {state}: the profile may lack what a passing run "
+                   "loads; do not prune with --trust-profile on it", err=True)
+    if failed:
+        sys.exit(3)
+
+
+# A recorded command passed: exit 0, or a server stopped the usual way (SIGHUP, SIGINT, SIGTERM),
+# as the shell reports it (128 + n) or as the process's own death (-n).
+STOPPED_NORMALLY = frozenset({0, 129, 130, 143, -1, -2, -15})
 
 
 def _language_of(entries: tuple[Path, ...]) -> str | None:

@@ -25,6 +25,9 @@ PARALLEL_MIN_BYTES = 64 * 1024     # ... or this much source: a few big bundles 
 # Files go to the workers in chunks of this many files or bytes (one message each way).
 CHUNK_FILES = 8
 CHUNK_BYTES = 128 * 1024
+# With a trusted profile these need a recorded run as well: data beside a module is kept
+# because the module *may* read it (certifi's CA bundle, botocore's service models).
+RUN_CONFIRMED_REASONS = frozenset({Reason.DATA})
 MAX_PARENTS = 16        # enough for `why`; a popular module has hundreds of importers
 # Kept because something *may* load it (a name in a string, a prefix, a hint): edges of
 # these kinds never make a file certain.
@@ -79,7 +82,8 @@ class _Tracer:
         if path not in self.inventory.files:
             return
         holds = firm and edge.reason not in SPECULATIVE_REASONS
-        if self.trusted is not None and by is not None and (lazy or not holds) and path not in self.trusted:
+        if (self.trusted is not None and by is not None and path not in self.trusted
+                and (lazy or not holds or edge.reason in RUN_CONFIRMED_REASONS)):
             self.trace.unprofiled.setdefault(path, Parent(by, line, edge.reason, detail))
             return
         self._keep_dir_links(edge.path)
@@ -315,9 +319,9 @@ def trace_app(session: Session, entries: list[Entry], keep: tuple[str, ...] = ()
               max_depth: int | None = None, profile: tuple[tuple[Path, str], ...] = (),
               shipped: bool = True, trust_profile: bool = False) -> Trace:
     """``profile``: (file, profile name) pairs seen in real runs; kept, and traced from, like keeps.
-    ``trust_profile``: what may run but did not in any recorded run is dropped. Only references
-    that hold whenever their file runs (top-level imports, companions such as metadata, parent
-    packages and native libraries) are followed to files the profile lacks.
+    ``trust_profile``: what may run or be read but was not in any recorded run is dropped. Only
+    references that hold whenever their file runs (top-level imports, metadata, parent packages,
+    native libraries) are followed to files the profile lacks; data is kept only if a run read it.
     ``shipped``: also trace the app's own code no entry reaches (it ships with the app); off for
     `trace`, which answers what the entries reach."""
     trusted = frozenset(session.inventory.canonical(path) for path, _ in profile) if trust_profile else None

@@ -187,3 +187,39 @@ def test_node_recording_sees_worker_threads_promises_and_esm_named_imports(tmp_p
                      "--smoke", "node main.mjs", "--format", "json")
     assert result.code == 0, result.out + result.err
     assert "esm-read dep promised" in json.loads(result.out)["verify"]["output_tail"]
+
+
+def test_a_child_killed_with_sigkill_has_recorded_what_it_loaded(tmp_path: Path) -> None:
+    """jedi kills its inference subprocess with SIGKILL: no atexit, no signal handler. What the
+    child loaded must be in the profile all the same (written as it is seen)."""
+    app, deps = _python_app(tmp_path)
+    (app / "child.py").write_text("import os, signal\nimport plug.hidden\n"
+                                  "print(plug.hidden.VALUE, flush=True)\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    (app / "main.py").write_text("import subprocess, sys\n"
+                                 "done = subprocess.run([sys.executable, 'child.py'])\n"
+                                 "assert done.returncode == -9, done.returncode\n")
+    profile = tmp_path / "killed.profile"
+    rec = run_cli("trace", app, "--deps", deps, "--run", "python3 main.py", "--out", profile)
+    assert rec.code == 0, rec.err
+    data = json.loads(profile.read_text())
+    assert data["runs"][0]["exit_code"] == 0
+    assert "deps/plug/hidden.py" in data["files"], data["files"]
+
+
+def test_a_failing_or_timed_out_run_is_exit_3_with_the_profile_written(tmp_path: Path) -> None:
+    """A profile of a run that failed lacks what a passing run loads: said, and exit 3, so a
+    script does not go on to trust it."""
+    app, deps = _python_app(tmp_path)
+    profile = tmp_path / "failed.profile"
+    rec = run_cli("trace", app, "--deps", deps, "--run", "python3 main.py", "--run", "python3 main.py; exit 4",
+                  "--out", profile)
+    assert rec.code == 3, rec.out + rec.err
+    assert "'python3 main.py; exit 4' exited 4" in rec.err and "--trust-profile" in rec.err
+    assert "ran (exit 0): python3 main.py" in rec.out
+    data = json.loads(profile.read_text())
+    assert [r["exit_code"] for r in data["runs"]] == [0, 4]
+    assert "deps/plug/hidden.py" in data["files"]
+    slow = run_cli("trace", app, "--deps", deps, "--run", "sleep 30", "--timeout", "1", "--out", profile,
+                   "--format", "json")
+    assert slow.code == 3 and "timed out after 1 s" in slow.err, slow.err
+    assert json.loads(slow.out)["runs"][0]["timed_out"] is True

@@ -30,7 +30,8 @@ def report():
 if "--fancy" in sys.argv:
     import plug.fancy                     # guarded: not taken by the smoke
 name = "plug." + "named"
-print(plug.VALUE, importlib.import_module(name).VALUE, importlib.import_module("plug.literal").VALUE)
+print(plug.VALUE, importlib.import_module(name).VALUE, importlib.import_module("plug.literal").VALUE,
+      plug.greeting())
 """
 
 
@@ -40,8 +41,12 @@ def _python_app(root: Path) -> tuple[Path, Path]:
     (app / "main.py").write_text(PY_MAIN)
     plug = deps / "plug"
     plug.mkdir(parents=True)
-    (plug / "__init__.py").write_text("from . import core\nVALUE = core.VALUE\n"
-                                      "def later():\n    from . import lazy_too\n")
+    (plug / "__init__.py").write_text("import pathlib\nfrom . import core\nVALUE = core.VALUE\n"
+                                      "def later():\n    from . import lazy_too\n"
+                                      "def greeting():\n"
+                                      "    return (pathlib.Path(__file__).parent / 'read.txt').read_text().strip()\n")
+    (plug / "read.txt").write_text("hello\n")            # package data the run reads
+    (plug / "unread.txt").write_text("never read\n")     # package data it does not
     for name in ("core", "lazy", "lazy_too", "fancy", "named", "literal", "unused"):
         (plug / f"{name}.py").write_text(f"VALUE = {name!r}\n")
     info = deps / "plug-1.0.dist-info"
@@ -80,11 +85,13 @@ def test_python_trusted_profile_drops_what_no_run_loaded(tmp_path: Path) -> None
                       "--trust-profile", "--smoke", smoke, "--format", "json")
     assert trusted.code == 0, trusted.out + trusted.err
     report = json.loads(trusted.out)
-    assert report["verify"]["passed"] and "core named literal" in report["verify"]["output_tail"]
+    assert report["verify"]["passed"] and "core named literal hello" in report["verify"]["output_tail"]
     rows = _rows(trusted.out)
     for name in ("__init__", "core", "named", "literal"):       # loaded by the run
         assert rows[f"plug/{name}.py"]["keep"], name
     assert rows["plug-1.0.dist-info/METADATA"]["keep"]           # metadata of a kept distribution: always
+    assert rows["plug/read.txt"]["keep"] and union_rows["plug/unread.txt"]["keep"]
+    assert rows["plug/unread.txt"]["reasons"] == ["not-in-profile"]   # data: kept only if a run read it
     for name in ("lazy", "lazy_too", "fancy"):                   # may run, did not
         assert not rows[f"plug/{name}.py"]["keep"], name
         assert rows[f"plug/{name}.py"]["reasons"] == ["not-in-profile"], rows[f"plug/{name}.py"]
@@ -92,8 +99,9 @@ def test_python_trusted_profile_drops_what_no_run_loaded(tmp_path: Path) -> None
     assert not (tmp_path / "trusted" / "deps" / "plug" / "lazy.py").exists()
     text = run_cli("analyze", app, "--deps", deps, "--profile", profile, "--trust-profile")
     assert text.code == 0, text.err
-    dropped = sum((deps / "plug" / f"{name}.py").stat().st_size for name in ("lazy", "lazy_too", "fancy"))
-    assert f"not-in-profile: drop {dropped} B in 3 files" in text.out, text.out
+    dropped = sum((deps / "plug" / name).stat().st_size for name in ("lazy.py", "lazy_too.py", "fancy.py",
+                                                                        "unread.txt"))
+    assert f"not-in-profile: drop {dropped} B in 4 files" in text.out, text.out
     plain = run_cli("analyze", app, "--deps", deps, "--profile", profile)
     assert "not-in-profile" not in plain.out
 

@@ -23,6 +23,24 @@ def test_import_forms() -> None:
     ]
 
 
+def test_comments_inside_a_parenthesised_name_list() -> None:
+    """astroid's `from astroid.brain import (  # pylint: disable=...` dropped the names after the
+    comment, and a `)` inside a comment ended the list early."""
+    source = (b"from astroid.brain import (  # pylint: disable=import-outside-toplevel\n"
+              b"    brain_argparse,\n    brain_attrs,  # the attrs one (see issue 12)\n"
+              b"    # a whole-line comment, with a comma, too\n    brain_boto3,\n)\n"
+              b"from pk import (c,  # x\n d)\nimport after\n")
+    assert refs(source) == [
+        (1, "from", "astroid.brain", 0, ("brain_argparse", "brain_attrs", "brain_boto3"), False),
+        (7, "from", "pk", 0, ("c", "d"), False), (9, "import", "after", 0, (), False),
+    ]
+
+
+def test_an_unclosed_parenthesis_with_comments_is_linear() -> None:
+    source = b"from a import (" + b"x,  # c\n" * 20000          # never closed
+    assert refs(source)[0][:3] == (1, "from", "a")
+
+
 def test_nested_imports_are_optional() -> None:
     source = (b"def f():\n    import json\ntry: import ujson\nexcept ImportError: pass\n"
               b"if TYPE_CHECKING:\n    from typing_extensions import Self\n")

@@ -23,7 +23,11 @@ from microprune.paths import display, normalise, read_regular_file
 
 VENV_DIR_NAMES = (".venv", "venv")
 _CPYTHON_SO = re.compile(r"\.cpython-(\d)(\d+)(?:-([A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*))?\.so$")
-_WHEEL_TAG = re.compile(r"^Tag:\s*cp(\d)(\d+)-", re.M)
+# `cp311-cp311-manylinux...`: built for exactly 3.11. `cp310-abi3-...` only says "3.10 or later",
+# so it is no clue to the version (protobuf's and wcwidth's wheels are abi3).
+_WHEEL_TAG = re.compile(r"^Tag:\s*cp(\d)(\d+)-cp\d+[a-z]*-", re.M)
+# pip compiles what it installs: __pycache__/x.cpython-311.pyc
+_CPYTHON_PYC = re.compile(r"\.cpython-(\d)(\d+)(?:\.opt-\d)?\.pyc$")
 _VERSION = re.compile(r"^(\d+)\.(\d+)")
 
 
@@ -85,6 +89,7 @@ def detect_target(inventory: Inventory, deps_input: Path | None, site: Path | No
         ("pyvenv.cfg", lambda: _pyvenv_version(deps_input)),
         ("site-packages path", lambda: _path_version(site)),
         ("extension module names", lambda: versions.most_common(1)[0][0] if versions else None),
+        ("bytecode caches", lambda: _pyc_version(inventory)),
         ("wheel tags", lambda: _wheel_tag_version(inventory, site)),
     )
     for source, clue in clues:
@@ -141,6 +146,16 @@ def _so_tags(inventory: Inventory, site: Path | None) -> tuple[Counter[tuple[int
             if match.group(3):
                 arches[match.group(3)] += 1
     return versions, arches
+
+
+def _pyc_version(inventory: Inventory) -> tuple[int, int] | None:
+    counts: Counter[tuple[int, int]] = Counter()
+    for path, info in inventory.files.items():
+        if info.root == "deps" and path.name.endswith(".pyc") and path.parent.name == "__pycache__":
+            match = _CPYTHON_PYC.search(path.name)
+            if match:
+                counts[(int(match.group(1)), int(match.group(2)))] += 1
+    return counts.most_common(1)[0][0] if counts else None
 
 
 def _wheel_tag_version(inventory: Inventory, site: Path | None) -> tuple[int, int] | None:

@@ -94,10 +94,30 @@ def find_interpreter(version: tuple[int, int]) -> Path:
     from shutil import which
 
     found = which(f"python{version[0]}.{version[1]}")
-    if found is None:
-        raise MicropruneError(f"no local Python {version[0]}.{version[1]} to build the image's runtime from; "
-                              "install it, or pass --base with an image file")
-    return Path(os.path.realpath(found))
+    real = _real_interpreter(found, version) if found is not None else None
+    if real is None:
+        raise MicropruneError(f"no local Python {version[0]}.{version[1]} to build the image's runtime from "
+                              "or to run the smoke with; install it, or pass --python-version (and --base "
+                              "with an image file)")
+    return real
+
+
+def _real_interpreter(candidate: str, version: tuple[int, int]) -> Path | None:
+    """The executable behind ``candidate`` as the interpreter itself reports it. A version
+    manager's shim (pyenv's python3.10 is a bash script) is not the interpreter: run through
+    the smoke's PATH it finds itself again and never starts, and it may name a version that
+    is not installed at all."""
+    probe = "import sys; print(sys.version_info[0], sys.version_info[1], sys.executable)"
+    try:
+        done = subprocess.run([candidate, "-S", "-c", probe], capture_output=True, text=True, timeout=30,
+                              check=False, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    fields = done.stdout.strip().split(" ", 2) if done.returncode == 0 else []
+    if len(fields) != 3 or (fields[0], fields[1]) != (str(version[0]), str(version[1])):
+        return None
+    real = Path(os.path.realpath(fields[2]))
+    return real if real.is_file() else None
 
 
 def stdlib_files(interpreter: Path, modules: set[str]) -> list[str]:

@@ -62,7 +62,10 @@ _BLANK = rb"(?:[ \t]|\\\n)"
 _FROM_HEAD = re.compile(
     rb"(" + _BLANK + rb"*(?:\." + _BLANK + rb"*)*(?:[\w\x80-\xff]+(?:" + _BLANK + rb"*\." + _BLANK
     + rb"*[\w\x80-\xff]+)*)?)" + _BLANK + rb"*(?<![\w\x80-\xff])import(?![\w])[ \t]*")
-_FROM_NAMES = re.compile(rb"\([^)]*\)|[^\n;#]*(?:\\\n[^\n;#]*)*")
+# `(a,  # a comment, maybe with a ) in it` ... `)`: a comment runs to its newline (required, so
+# that a comment cannot be split between the two alternatives: no backtracking blow-up).
+_FROM_NAMES = re.compile(rb"\((?:[^)#]|#[^\n]*\n)*\)|[^\n;#]*(?:\\\n[^\n;#]*)*")
+_COMMENT = re.compile(rb"#[^\n]*")
 # The module part of `from X import`: never longer than this (a bound, so that text such as
 # "from a from a from a ..." is not searched to its end once per `from`).
 _FROM_SPEC_MAX = 2048
@@ -281,6 +284,7 @@ def is_module_path(name: str) -> bool:
 
 def _split_names(text: bytes) -> list[str]:
     names = []
+    text = _COMMENT.sub(b"", text)
     for part in text.replace(b"\\\n", b" ").replace(b"\n", b" ").split(b","):
         words = part.split()
         if words:

@@ -71,6 +71,7 @@ class PythonSession:
         self.conventions = load_conventions() if use_hints else ()
         self._dists_emitted: set[str] = set()
         self._data_cache: dict[Path, list[Path]] = {}
+        self._code_as_data: set[Path] = set()      # template .py and stub-tree .pyi: copied, not traced
         self._data_dirs_emitted: set[Path] = set()
         self._tops: set[str] | None = None
         self._string_heads: tuple[frozenset[str], frozenset[str], frozenset[str]] | None = None
@@ -224,6 +225,8 @@ class PythonSession:
     def wants_scan(self, path: Path) -> bool:
         name = path.name
         # .pyi files are kept only as lazy_loader stubs, which decide what it imports.
+        if path in self._code_as_data:
+            return False
         return name.endswith((".py", ".pyw", ".pth", ".pyi")) or (name.endswith(".so") or ".so." in name)
 
     def scan(self, path: Path, data: bytes) -> Scan:
@@ -272,7 +275,7 @@ class PythonSession:
         bare = tops if in_app and self.conventions else app_packages
         refs = tuple(r for r in scan.refs if r.kind != "string" or r.target in groups or (
             r.target.replace(":", ".").partition(".")[0] in tops if "." in r.target or ":" in r.target
-            else r.target in bare))
+            else r.target in bare) or r.target.endswith((".py", ".pyw")))
         return scan if len(refs) == len(scan.refs) else Scan(refs, scan.diagnostics)
 
     def _resolvable_string_heads(self) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
@@ -437,6 +440,12 @@ class PythonSession:
             return Resolved(tuple(self._plugin_edges(ref.target)))
         if "." not in ref.target and ":" not in ref.target:
             return self._bare_package_string(ref.target, importer)
+        if ref.target.endswith((".py", ".pyw")):
+            # os.path.join(os.path.dirname(__file__), "__main__.py"): a script beside the file,
+            # run by path in a child process (jedi's inference subprocess)
+            beside = self.inventory.child(importer.parent, ref.target)
+            if self.inventory.is_file(beside):
+                return Resolved((Edge(beside, Reason.STRING, f"{ref.target!r}, a file beside it"),))
         module = self._longest_module(ref.target.replace(":", "."))
         if module is None or module == EXTERNAL:
             return Unresolved("not a module")
@@ -673,22 +682,45 @@ class PythonSession:
         self._data_cache[directory] = found
         return found
 
-    def _collect_data(self, directory: Path, found: list[Path]) -> None:
+    def _collect_data(self, directory: Path, found: list[Path], below: bool = False,
+                      code_is_data: bool = False) -> None:
+        """``below``: a folder under the module's own (stubs there are a tree the code reads);
+        ``code_is_data``: a template tree, whose .py files are copied or rendered, never imported."""
         for name in self.inventory.listdir(directory):
             path = self.inventory.child(directory, name)
             if self.inventory.is_dir(path):
-                if name != BYTECODE_DIR and not self._has_python(path) and not name.endswith((".dist-info", ".egg-info")):
-                    self._collect_data(path, found)
-            elif self._is_data(path):
+                if name == BYTECODE_DIR or name.endswith((".dist-info", ".egg-info")):
+                    continue
+                if code_is_data or not self._has_python(path):
+                    self._collect_data(path, found, True, code_is_data)
+                elif self._is_template_tree(path, name):
+                    self._collect_data(path, found, True, True)
+            elif self._is_data(path, below, code_is_data):
                 found.append(path)
+                if name.endswith((".py", ".pyw", ".pyi")):
+                    self._code_as_data.add(path)
 
     def _has_python(self, directory: Path) -> bool:
         return any(n.endswith(".py") for n in self.inventory.listdir(directory))
 
-    def _is_data(self, path: Path) -> bool:
+    def _is_template_tree(self, directory: Path, name: str) -> bool:
+        """Code beside non-code files in a folder that is no package (no __init__): alembic's
+        templates/generic/ (env.py, script.py.mako), copied by `alembic init`. Test and example
+        folders are left out: they are often written that way too, and nothing reads them."""
+        if name in NOT_SHIPPED_PY_DIRS or self.finder._first_file(directory, "__init__") is not None:
+            return False
+        names = self.inventory.listdir(directory)
+        return any(not n.endswith((".py", ".pyc")) and self.inventory.is_file(self.inventory.child(directory, n))
+                   for n in names)
+
+    def _is_data(self, path: Path, below: bool = False, code_is_data: bool = False) -> bool:
         name = path.name
         if _PLAIN_LIBRARY.match(name):
             return True      # libllvmlite.so, loaded with ctypes: importable in name only
+        if code_is_data:
+            return not name.endswith((".pyc", ".pyo"))
+        if below and name.endswith(".pyi"):
+            return True      # a stub tree with no modules (typeshed in mypy and jedi): read as data
         if self.finder.is_module_file(path) or name.endswith(BUILD_ONLY_SUFFIXES):
             return False
         return not (name.endswith((".pyc", ".pyo")) or name.endswith(".so") and _CPYTHON_TAG.search(name))

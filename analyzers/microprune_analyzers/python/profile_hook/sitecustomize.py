@@ -1,8 +1,10 @@
 """microprune's run-time recorder (`microprune trace APP --run CMD`): imported by `site` at start.
 
 Records every file the process opens or imports, and at exit every module file and every file
-mapped into it (extensions and their libraries), appending them in one write to the log named by
-MICROPRUNE_PROFILE_LOG, so forked children (gunicorn workers) merge in. It never raises.
+mapped into it (extensions and their libraries), appending each path to the log named by
+MICROPRUNE_PROFILE_LOG as soon as it is seen: a process killed with SIGKILL (jedi's inference
+subprocess, a worker a supervisor kills) has written what it read so far. Forked children
+(gunicorn workers) share the descriptor, so their paths merge in. It never raises.
 """
 from __future__ import annotations
 
@@ -13,6 +15,22 @@ import sys
 
 _LOG = os.environ.get("MICROPRUNE_PROFILE_LOG", "")
 _seen: set[str] = set()
+_fd = -1
+
+
+def _write(path: str) -> None:
+    # One short O_APPEND write per line: lines from several processes never interleave.
+    # (os.write raises no audit event, so the hook cannot recurse through it.)
+    try:
+        os.write(_fd, (path + "\n").encode("utf-8", "surrogateescape"))
+    except (OSError, ValueError):
+        pass
+
+
+def _add(path: str) -> None:
+    if path not in _seen:
+        _seen.add(path)
+        _write(path)
 
 
 def _note(path: object) -> None:
@@ -20,13 +38,13 @@ def _note(path: object) -> None:
         path = os.fsdecode(path)
     if isinstance(path, str) and path:
         path = os.path.abspath(path)
-        _seen.add(path)
+        _add(path)
         if path.endswith(".pyc") and os.path.basename(os.path.dirname(path)) == "__pycache__":
             # a cached module: its source is what ships. A module whose import failed (an
             # ImportError caught by its importer) leaves only this open behind, no sys.modules entry.
             # (Worked out here, not with importlib.util: no import from inside the audit hook.)
             cache_dir, name = os.path.split(path)
-            _seen.add(os.path.join(os.path.dirname(cache_dir), name.split(".", 1)[0] + ".py"))
+            _add(os.path.join(os.path.dirname(cache_dir), name.split(".", 1)[0] + ".py"))
 
 
 def _hook(event: str, args: tuple[object, ...]) -> None:
@@ -40,6 +58,7 @@ def _hook(event: str, args: tuple[object, ...]) -> None:
 
 
 def _dump() -> None:
+    """What only the end shows: modules loaded without an open (extensions) and mapped libraries."""
     try:
         for module in list(sys.modules.values()):
             _note(getattr(module, "__file__", None))
@@ -50,17 +69,6 @@ def _dump() -> None:
                     _note(fields[5].strip().removesuffix(" (deleted)"))
     except Exception:
         pass
-    if _LOG and _seen:
-        data = "".join(p + "\n" for p in sorted(_seen)).encode("utf-8", "surrogateescape")
-        try:
-            fd = os.open(_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
-        except OSError:
-            pass
-        _seen.clear()
 
 
 def _dump_then_die(signum: int, _frame: object) -> None:
@@ -82,6 +90,13 @@ def _watch_fatal_signals() -> None:
 
 
 if _LOG:
-    sys.addaudithook(_hook)
-    atexit.register(_dump)
-    _watch_fatal_signals()
+    try:
+        # Opened before the hook exists (its own open is not recorded); closed on exec, since an
+        # exec'd Python opens its own through this same module.
+        _fd = os.open(_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        _fd = -1
+    if _fd >= 0:
+        sys.addaudithook(_hook)
+        atexit.register(_dump)
+        _watch_fatal_signals()
