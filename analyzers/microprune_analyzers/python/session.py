@@ -704,14 +704,14 @@ class PythonSession:
         return any(n.endswith(".py") for n in self.inventory.listdir(directory))
 
     def _is_template_tree(self, directory: Path, name: str) -> bool:
-        """Code beside non-code files in a folder that is no package (no __init__): alembic's
-        templates/generic/ (env.py, script.py.mako), copied by `alembic init`. Test and example
-        folders are left out: they are often written that way too, and nothing reads them."""
+        """Code beside template files in a folder that is no package (no __init__): alembic's
+        templates/generic/ (env.py beside script.py.mako), copied by `alembic init`. A folder
+        with no __init__ may also be a namespace subpackage whose modules are imported
+        (flask/sansio/ beside its README.md): only template files tell the two apart. Test and
+        example folders are left out: they are often written that way, and nothing reads them."""
         if name in NOT_SHIPPED_PY_DIRS or self.finder._first_file(directory, "__init__") is not None:
             return False
-        names = self.inventory.listdir(directory)
-        return any(not n.endswith((".py", ".pyc")) and self.inventory.is_file(self.inventory.child(directory, n))
-                   for n in names)
+        return any(TEMPLATE_FILE.search(n) for n in self.inventory.listdir(directory))
 
     def _is_data(self, path: Path, below: bool = False, code_is_data: bool = False) -> bool:
         name = path.name
@@ -854,6 +854,9 @@ NOT_SHIPPED_PY_DIRS = frozenset({"test", "tests", "testing", "docs", "doc", "exa
 NOT_SHIPPED_PY_FILE = re.compile(r"^(?:test_.*|.*_test|conftest|setup|noxfile|fabfile)\.py$")
 # A shared library a package loads with ctypes (libllvmlite.so, libsndfile_x86_64.so): named like
 # an extension module ("lib" + identifier + ".so"), but never imported, so data beside its code.
+# Files a template engine renders (alembic's script.py.mako, Django's manage.py-tpl, cookiecutter's
+# {{cookiecutter.name}}): a folder holding one is copied, not imported.
+TEMPLATE_FILE = re.compile(r"\.(?:mako|jinja2?|j2|tmpl|tpl|template)$|-tpl$|\{\{")
 _PLAIN_LIBRARY = re.compile(r"^lib[A-Za-z0-9_]*\.so$")
 _CPYTHON_TAG = re.compile(r"\.cpython-\d+")
 _MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?:\.\*\*?)?$")
