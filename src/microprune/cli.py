@@ -23,7 +23,7 @@ from . import __version__
 from .analyzer import Request
 from .config import add_keep_patterns, load_config
 from .errors import MicropruneError, OutputError
-from .paths import display, is_within, normalise
+from .paths import display, is_within, normalise, output_file_problem
 from .pipeline import analyze as run_analyze
 from .pipeline import prune as run_prune
 from .pipeline import trace_report as run_trace
@@ -151,9 +151,19 @@ def artifact_options(func: F) -> F:
 
 def _check_artifacts(html: Path | None, sbom: Path | None) -> None:
     """Before any work: a report file must go into a directory that exists."""
-    for flag, path in (("--html", html), ("--sbom", sbom)):
-        if path is not None and not normalise(path).parent.is_dir():
-            raise click.BadParameter(f"{display(normalise(path).parent)} is not a directory", param_hint=flag)
+    _check_output_files(("--html", html), ("--sbom", sbom))
+
+
+def _check_output_files(*outputs: tuple[str, Path | None]) -> None:
+    """Before any work: each file microprune will write goes into a directory that exists, and
+    where it goes is a file (or nothing) that may be replaced, never a device or a directory."""
+    for flag, path in outputs:
+        if path is None:
+            continue
+        problem = output_file_problem(normalise(path)) if str(path) else "is empty"
+        if problem is not None:
+            raise click.BadParameter(f"{display(normalise(path)) if str(path) else repr(str(path))} {problem}",
+                                     param_hint=flag)
 
 
 # docker's reference grammar, simplified: [host[:port]/]path-components[:tag]
@@ -480,8 +490,8 @@ Examples:
 @click.option("--run", "runs", multiple=True, metavar="CMD",
               help="Dynamic mode: ENTRIES is the APP directory; run each shell command once in it with a "
                    "recorder and write what it loaded and read to --out PROFILE (for prune --profile). "
-                   "Exit 3 if a command fails or times out (the profile is written, but may lack what a "
-                   "passing run loads); a server stopped by SIGTERM/SIGINT counts as passing.")
+                   "Exit 3 if a command fails, times out or records nothing (the profile is written, but "
+                   "may lack what a passing run loads); a server stopped by SIGTERM/SIGINT counts as passing.")
 @click.option("--out", "profile_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="With --run: the profile file to write.")
 @click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True,
@@ -584,6 +594,7 @@ def image(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[st
 
     request, language = _request(app, deps, entries, keep, target, language)
     _check_artifacts(html, sbom)
+    _check_output_files(("--out", out))
     _check_outside_inputs(request, out=out, html=html, sbom=sbom)
     _check_deps_exist(request)
     for item in env:
@@ -697,6 +708,7 @@ def _record_profile(entries: tuple[Path, ...], deps_paths: tuple[str, ...], runs
         raise click.BadParameter("with --run, give the APP directory (one)", param_hint="ENTRIES")
     if profile_out is None:
         raise click.UsageError("--run needs --out PROFILE (the file to write)")
+    _check_output_files(("--out", profile_out))
     deps = normalise(Path(deps_paths[0])) if deps_paths else None
     request, language = _request(entries[0], deps, (), (), target, language)
     _check_outside_inputs(request, out=profile_out)
@@ -713,7 +725,12 @@ def _record_profile(entries: tuple[Path, ...], deps_paths: tuple[str, ...], runs
         state = f"timed out after {timeout:g} s" if run["timed_out"] else f"exited {run['exit_code']}"
         click.echo(f"microprune: warning: {run['command']!r} {state}: the profile may lack what a passing run "
                    "loads; do not prune with --trust-profile on it", err=True)
-    if failed:
+    blind = [run for run in profile["runs"] if run not in failed and not run["files"]]
+    for run in blind:
+        click.echo(f"microprune: warning: {run['command']!r} passed but recorded no file of the app or its deps: "
+                   "did it run python3/node from PATH, or close every file descriptor (a daemon)? "
+                   "Do not prune with --trust-profile on it", err=True)
+    if failed or blind:
         sys.exit(3)
 
 

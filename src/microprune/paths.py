@@ -51,9 +51,37 @@ def read_regular_file(path: Path, limit: int = 1 << 20) -> bytes | None:
         os.close(fd)
 
 
+def output_file_problem(path: Path) -> str | None:
+    """Why PATH cannot take a file microprune writes by renaming a new one over it, or None.
+    A device, FIFO or socket there (`--out /dev/null`) would be replaced by a plain file;
+    a directory cannot be."""
+    import stat
+
+    if not path.name:
+        return "is not a file name"
+    if not path.parent.is_dir():
+        return f"cannot be written: {display(path.parent)} is not a directory"
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        return f"cannot be checked ({err.strerror})"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a directory"
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+        return "is not a regular file (a device, FIFO or socket): microprune would replace it; give a file path"
+    return None
+
+
 def write_text_atomically(path: Path, text: str) -> None:
     """A complete new file renamed over PATH: a reader never sees half of it, an
     interrupted run leaves the old file (or none) in place."""
+    problem = output_file_problem(path)
+    if problem is not None:
+        from .errors import OutputError
+
+        raise OutputError(f"{display(path)} {problem}")
     mode = path.stat().st_mode & 0o7777 if path.exists() and not path.is_symlink() else 0o644
     # A fresh name made with O_EXCL: never a file (or a link) someone placed there beforehand.
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".microprune", dir=path.parent)

@@ -15,13 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from .analyzer import Request
-from .errors import UsageError
-from .paths import display, is_within, normalise, write_text_atomically
+from .errors import OutputError, UsageError
+from .paths import display, is_within, normalise, read_regular_file, write_text_atomically
 from .pipeline import open_session
 from .registry import get_analyzer
 from .verify import _run
 
 SCHEMA_VERSION = 1
+# A log or profile is one path per line: a million paths is about 100 MB. Anything larger is
+# not one (a run that swapped its log for a link to /dev/zero, a hostile --profile).
+MAX_LOG_BYTES = 512 << 20
+MAX_PROFILE_BYTES = 512 << 20
 
 
 def record_profile(request: Request, commands: tuple[str, ...], out: Path, timeout: float,
@@ -41,14 +45,27 @@ def record_profile(request: Request, commands: tuple[str, ...], out: Path, timeo
                 env.pop(name, None)
             env.update(overrides)
             result = _run(command, session.app_root, env, timeout)
-            seen = log.read_text(encoding="utf-8", errors="surrogateescape").splitlines() if log.exists() else []
-        runs.append({"command": command, "exit_code": result.exit_code, "timed_out": result.timed_out})
-        found.update(_relative(Path(line), roots) for line in seen if line.startswith("/"))
-    found.discard("")
+            seen = _read_log(log, command)
+        mine = {_relative(Path(line), roots) for line in seen if line.startswith("/")} - {""}
+        runs.append({"command": command, "exit_code": result.exit_code, "timed_out": result.timed_out,
+                     "files": len(mine)})
+        found.update(mine)
     profile = {"schema_version": SCHEMA_VERSION, "command": "profile", "language": session.language,
                "app": display(session.app_root), "runs": runs, "files": sorted(found)}
     write_text_atomically(out, json.dumps(profile, indent=1, sort_keys=True) + "\n")
     return profile
+
+
+def _read_log(log: Path, command: str) -> list[str]:
+    """The recorder's lines. The run owns the scratch directory while it runs, so the log is
+    read without following a link or waiting on a FIFO, and only up to a bound."""
+    if not os.path.lexists(log):
+        return []              # nothing started the recorder (or the run removed its log)
+    data = read_regular_file(log, MAX_LOG_BYTES)
+    if data is None:
+        raise OutputError(f"the recording log of {command!r} was replaced by something that is not a regular "
+                          f"file, or grew past {MAX_LOG_BYTES >> 20} MB: nothing recorded from it can be trusted")
+    return data.decode("utf-8", "surrogateescape").splitlines()
 
 
 def _relative(path: Path, roots: dict[str, Path]) -> str:
@@ -65,10 +82,15 @@ def _relative(path: Path, roots: dict[str, Path]) -> str:
 
 def load_profile(path: Path, roots: dict[str, Path]) -> tuple[tuple[Path, str], ...]:
     """(file, label) pairs of a profile, mapped onto this run's roots."""
+    raw = read_regular_file(Path(os.path.realpath(path)), MAX_PROFILE_BYTES)   # a link is the user's own
+    if raw is None:
+        raise UsageError(f"--profile {display(path)}: not a regular file of at most {MAX_PROFILE_BYTES >> 20} MB "
+                         "(a link, a FIFO or a device is not read)")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise UsageError(f"--profile {display(path)}: cannot read it ({err})") from err
+        data = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as err:      # RecursionError: [[[[... nested past the parser's limit
+        raise UsageError(f"--profile {display(path)}: cannot read it ({type(err).__name__}: "
+                         f"{str(err)[:200] or 'nested too deep'})") from err
     if not isinstance(data, dict) or data.get("command") != "profile" or not isinstance(data.get("files"), list):
         raise UsageError(f"--profile {display(path)}: not a profile written by `microprune trace --run`")
     label = path.name

@@ -4,7 +4,9 @@ data file). Hand-made packages: no network."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -223,3 +225,78 @@ def test_a_failing_or_timed_out_run_is_exit_3_with_the_profile_written(tmp_path:
                    "--format", "json")
     assert slow.code == 3 and "timed out after 1 s" in slow.err, slow.err
     assert json.loads(slow.out)["runs"][0]["timed_out"] is True
+
+
+def test_a_daemon_that_closes_every_descriptor_is_still_recorded(tmp_path: Path) -> None:
+    """python-daemon closes every descriptor, and the next file the app opens may get the old
+    number of the recorder's log: the recorder must neither go blind nor write into it."""
+    app, deps = _python_app(tmp_path)
+    (app / "daemonish.py").write_text(
+        "import os\nos.closerange(3, 65536)\n"
+        "fd = os.open('own.txt', os.O_WRONLY | os.O_CREAT | os.O_TRUNC)\n"
+        "import plug.hidden\nos.write(fd, b'only mine\\n')\nos.close(fd)\n")
+    profile = tmp_path / "daemon.profile"
+    rec = run_cli("trace", app, "--deps", deps, "--run", "python3 daemonish.py", "--out", profile)
+    assert rec.code == 0, rec.err
+    assert "deps/plug/hidden.py" in json.loads(profile.read_text())["files"]
+    assert (app / "own.txt").read_text() == "only mine\n"
+
+
+def test_a_run_that_records_nothing_is_said(tmp_path: Path) -> None:
+    app, deps = _python_app(tmp_path)
+    profile = tmp_path / "blind.profile"
+    rec = run_cli("trace", app, "--deps", deps, "--run", "true", "--out", profile, "--format", "json")
+    assert rec.code == 3, rec.out + rec.err
+    assert "'true' passed but recorded no file" in rec.err
+    assert json.loads(rec.out)["runs"] == [{"command": "true", "exit_code": 0, "timed_out": False, "files": 0}]
+
+
+@pytest.mark.parametrize("shape", ["link to /dev/zero", "fifo", "directory"])
+def test_a_run_that_swaps_its_log_is_an_error_not_a_hang(shape: str, tmp_path: Path) -> None:
+    app, deps = _python_app(tmp_path)
+    swap = {"link to /dev/zero": "os.symlink('/dev/zero', p)", "fifo": "os.mkfifo(p)", "directory": "os.mkdir(p)"}
+    (app / "swap.py").write_text("import os\np = os.environ['MICROPRUNE_PROFILE_LOG']\n"
+                                 f"import plug.hidden\nos.unlink(p)\n{swap[shape]}\n")
+    rec = run_cli("trace", app, "--deps", deps, "--run", "python3 swap.py", "--out", tmp_path / "p.json",
+                  timeout=60)
+    assert rec.code == 1, rec.out + rec.err
+    assert "was replaced by something that is not a regular file" in rec.err and "Traceback" not in rec.err
+    assert not (tmp_path / "p.json").exists()
+
+
+@pytest.mark.parametrize("shape", ["fifo", "link to /dev/zero", "deeply nested", "device"])
+def test_a_hostile_profile_is_a_usage_error(shape: str, tmp_path: Path) -> None:
+    app, deps = _python_app(tmp_path)
+    profile = tmp_path / "p.profile"
+    if shape == "fifo":
+        os.mkfifo(profile)
+    elif shape == "link to /dev/zero":
+        profile.symlink_to("/dev/zero")
+    elif shape == "device":
+        profile = Path("/dev/null")
+    else:
+        profile.write_text("[" * 100_000 + "]" * 100_000)
+    for command in (["prune", app, "--deps", deps, "--out", tmp_path / "out"], ["why", app, "--deps", deps, "plug"]):
+        result = run_cli(*command, "--profile", profile, "--trust-profile", timeout=60)
+        assert result.code == 2, (shape, result.out + result.err)
+        assert "--profile" in result.err and "Traceback" not in result.err, result.err
+
+
+@pytest.mark.parametrize("target", ["device", "fifo", "missing directory", "directory"])
+def test_an_output_that_is_no_file_is_refused_before_any_run(target: str, tmp_path: Path) -> None:
+    """`--out /dev/null` once replaced the device with a plain file."""
+    app, deps = _python_app(tmp_path)
+    out = {"device": tmp_path / "null", "fifo": tmp_path / "fifo", "missing directory": tmp_path / "no" / "p.json",
+           "directory": tmp_path}[target]
+    if target == "device":
+        os.mknod(out, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    elif target == "fifo":
+        os.mkfifo(out)
+    marker = tmp_path / "ran"
+    rec = run_cli("trace", app, "--deps", deps, "--run", f"touch {marker}", "--out", out)
+    assert rec.code == 2, rec.out + rec.err
+    assert not marker.exists(), "the command ran before the output was checked"
+    if target == "device":
+        assert stat.S_ISCHR(os.lstat(out).st_mode)
+    html = run_cli("report", app, "--deps", deps, "--html", out)
+    assert html.code == 2, html.out + html.err

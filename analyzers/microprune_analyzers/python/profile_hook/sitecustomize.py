@@ -3,8 +3,9 @@
 Records every file the process opens or imports, and at exit every module file and every file
 mapped into it (extensions and their libraries), appending each path to the log named by
 MICROPRUNE_PROFILE_LOG as soon as it is seen: a process killed with SIGKILL (jedi's inference
-subprocess, a worker a supervisor kills) has written what it read so far. Forked children
-(gunicorn workers) share the descriptor, so their paths merge in. It never raises.
+subprocess, a worker a supervisor kills) has written what it read so far, and forked children
+(gunicorn workers) merge in. The log is opened by name for each line, never kept open: a
+daemon closes every descriptor and may then get ours back for a file of its own. It never raises.
 """
 from __future__ import annotations
 
@@ -15,16 +16,25 @@ import sys
 
 _LOG = os.environ.get("MICROPRUNE_PROFILE_LOG", "")
 _seen: set[str] = set()
-_fd = -1
+_writing = False              # our own os.open raises an "open" event: not recorded, no recursion
 
 
 def _write(path: str) -> None:
     # One short O_APPEND write per line: lines from several processes never interleave.
-    # (os.write raises no audit event, so the hook cannot recurse through it.)
+    global _writing
+    _writing = True
     try:
-        os.write(_fd, (path + "\n").encode("utf-8", "surrogateescape"))
+        # Not through a link the run put there, and never waiting for a reader of a FIFO
+        fd = os.open(_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK,
+                     0o600)
+        try:
+            os.write(fd, (path + "\n").encode("utf-8", "surrogateescape"))
+        finally:
+            os.close(fd)
     except (OSError, ValueError):
         pass
+    finally:
+        _writing = False
 
 
 def _add(path: str) -> None:
@@ -48,6 +58,8 @@ def _note(path: object) -> None:
 
 
 def _hook(event: str, args: tuple[object, ...]) -> None:
+    if _writing:
+        return
     try:
         if event in ("open", "ctypes.dlopen"):
             _note(args[0])
@@ -90,13 +102,6 @@ def _watch_fatal_signals() -> None:
 
 
 if _LOG:
-    try:
-        # Opened before the hook exists (its own open is not recorded); closed on exec, since an
-        # exec'd Python opens its own through this same module.
-        _fd = os.open(_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError:
-        _fd = -1
-    if _fd >= 0:
-        sys.addaudithook(_hook)
-        atexit.register(_dump)
-        _watch_fatal_signals()
+    sys.addaudithook(_hook)
+    atexit.register(_dump)
+    _watch_fatal_signals()
