@@ -123,16 +123,39 @@ def _staging(out: Path) -> Iterator[Path]:
     out.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_staging(out)
     stage = out.parent / f".{out.name}{STAGING_TAG}{os.getpid()}"
-    stage.mkdir(mode=0o755)
-    (stage / STAGING_MARKER).write_text("a microprune run's unfinished output; removed by the next run\n")
+    # Removed on any way out once made here, never otherwise (a directory that only looks like
+    # ours is left alone): with the signals held, no Ctrl-C lands between making and knowing it.
+    made = False
     try:
+        with _signals_held():
+            stage.mkdir(mode=0o755)
+            made = True
+        (stage / STAGING_MARKER).write_text("a microprune run's unfinished output; removed by the next run\n")
         yield stage
         with _signals_held():
             _commit(stage, out)
     except BaseException:
-        with _signals_held():           # a second Ctrl-C must not interrupt the clean-up
-            shutil.rmtree(stage, ignore_errors=True)
+        if made:
+            _remove_despite_interrupts(stage)
         raise
+
+
+def _remove_despite_interrupts(stage: Path) -> None:
+    """Remove the staging tree even when a burst of Ctrl-C arrives: one that lands before the
+    signals are held (the handler runs between any two bytecodes) starts the removal again,
+    and is raised once the tree is gone."""
+    interrupted: KeyboardInterrupt | None = None
+    while True:
+        try:
+            with _signals_held():
+                shutil.rmtree(stage, ignore_errors=True)
+            break
+        except KeyboardInterrupt as err:     # held signals are delivered as the block ends
+            interrupted = err
+            if not os.path.lexists(stage):
+                break
+    if interrupted is not None:
+        raise interrupted
 
 
 @contextmanager

@@ -7,6 +7,7 @@ line on stderr, never a traceback (set MICROPRUNE_DEBUG=1 to see one).
 from __future__ import annotations
 
 import functools
+import math
 import os
 import re
 import signal
@@ -32,6 +33,7 @@ from .verify import DEFAULT_TIMEOUT, tree_dirs, verify_tree
 from .why import render_why_text, why_report
 
 F = TypeVar("F", bound=Callable[..., Any])
+MAX_TIMEOUT = 7 * 24 * 3600.0       # a week; larger values overflow the clocks the waits use
 MAX_REPAIR_ROUNDS = 5
 
 EPILOG_ANALYZE = """\b
@@ -138,6 +140,14 @@ class TargetFlags:
                                    "`microprune trace APP --run CMD --out PROFILE`)")
         return {"trust_profile": self.trust_profile, "conditions": self.conditions, "aliases": self.aliases, "entries_only": self.entries_only,
                 **({"profile": str(normalise(self.profile))} if self.profile else {})}
+
+
+def _seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """A time limit is a positive, finite number of seconds: nan or inf would never stop a hung
+    command, 0 or -1 would stop every one at once."""
+    if value is not None and not (math.isfinite(value) and 0 < value <= MAX_TIMEOUT):
+        raise click.BadParameter(f"{value:g}: give a number of seconds above 0 and at most {MAX_TIMEOUT:g}")
+    return value
 
 
 def artifact_options(func: F) -> F:
@@ -357,7 +367,7 @@ def report(app: Path, deps: Path | None, entries: tuple[str, ...], keep: tuple[s
               help="With --smoke: restore what the failure names from the original deps, re-verify (at most "
                    f"{MAX_REPAIR_ROUNDS} rounds), and write what was added as keep entries of the app's "
                    "configuration so the next run needs no repair.")
-@click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True,
+@click.option("--timeout", type=float, callback=_seconds, metavar="SECONDS", default=DEFAULT_TIMEOUT, show_default=True,
               help="Seconds the smoke command may take.")
 @artifact_options
 @format_option
@@ -418,14 +428,14 @@ def _smoke_and_repair(request: Request, analysis: Any, report: dict[str, Any], o
 EPILOG_VERIFY = """\b
 Examples:
   microprune verify ./pruned --smoke "python3 -c 'import app'"
-  microprune verify ./pruned --smoke "node -e \"require('./server.js')\"" --timeout 30
+  microprune verify ./pruned --smoke "node -e 'require(\\"./server.js\\")'" --timeout 30
 """
 
 
 @cli.command(epilog=EPILOG_VERIFY)
 @click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--smoke", required=True, metavar="CMD", help="The shell command that proves the app works.")
-@click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True,
+@click.option("--timeout", type=float, callback=_seconds, metavar="SECONDS", default=DEFAULT_TIMEOUT, show_default=True,
               help="Seconds the smoke command may take.")
 @format_option
 def verify(out: Path, smoke: str, timeout: float, fmt: str) -> None:
@@ -494,7 +504,7 @@ Examples:
                    "may lack what a passing run loads); a server stopped by SIGTERM/SIGINT counts as passing.")
 @click.option("--out", "profile_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="With --run: the profile file to write.")
-@click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True,
+@click.option("--timeout", type=float, callback=_seconds, metavar="SECONDS", default=DEFAULT_TIMEOUT, show_default=True,
               help="With --run: seconds each command may take.")
 @click.option("--cwd", type=click.Path(file_okay=False, path_type=Path),
               help="The directory the app runs in (process.cwd() for Node). Default: --base.")
@@ -566,7 +576,7 @@ Examples:
 @click.option("--smoke", default=None, metavar="CMD",
               help="Run this command inside the built image (no engine; argv, no shell: the image has none) "
                    "before reporting success; exit 3 if it fails.")
-@click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True,
+@click.option("--timeout", type=float, callback=_seconds, metavar="SECONDS", default=DEFAULT_TIMEOUT, show_default=True,
               help="Seconds the smoke command may take.")
 @click.option("--stdlib-source", is_flag=True,
               help="Python: ship the stdlib's .py files beside its bytecode, so tracebacks show the source "
@@ -679,7 +689,7 @@ Examples:
 @cli.command(epilog=EPILOG_RUN)
 @click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("command", nargs=-1)
-@click.option("--timeout", type=float, default=None, help="Stop the command after this many seconds.")
+@click.option("--timeout", type=float, callback=_seconds, metavar="SECONDS", default=None, help="Stop the command after this many seconds.")
 @click.option("--env", "env", multiple=True, metavar="K=V", help="Add to the image's environment. Repeatable.")
 @click.option("--user", "user", default=None, metavar="UID[:GID]",
               help="Run as this user instead of the image's (numeric). Root is refused: it could leave "

@@ -78,6 +78,7 @@ class _Tracer:
         path = self.inventory.canonical(edge.path)
         if path in self.inventory.dirs:
             self.trace.kept_dirs.add(path)
+            self._keep_dir_links(edge.path / "_")     # a folder reached through a link keeps the link
             return
         if path not in self.inventory.files:
             return

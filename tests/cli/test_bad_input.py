@@ -368,3 +368,22 @@ def test_a_file_name_with_a_newline_cannot_fake_a_warning_line(tmp_path: Path) -
     result = run_cli("analyze", app, "--deps", deps)
     assert result.code == 0, result.err
     assert not any(line.startswith("warnings: 0") for line in result.err.splitlines()), result.err
+
+
+def test_links_back_up_a_data_folder_are_walked_once_and_kept(tmp_path: Path) -> None:
+    """Twenty links to `.` in a data folder once made the walk visit 20^depth paths (a hang)."""
+    app, deps = basic_app(tmp_path)
+    data = deps / "greet" / "data"
+    data.mkdir()
+    (data / "table.txt").write_text("row\n")
+    names = [f"up{i}" for i in range(20)]
+    for name in names:
+        os.symlink(".", data / name)
+    out = tmp_path / "out"
+    result = run_cli("prune", app, "--deps", deps, "--out", out, timeout=120)
+    assert result.code == 0, result.err
+    pruned = out / "site-packages" / "greet" / "data"
+    assert (pruned / "table.txt").read_text() == "row\n"
+    for name in names:                     # the app may read data/up3/table.txt: the links stay links
+        assert (pruned / name).is_symlink() and os.readlink(pruned / name) == "."
+    assert (pruned / "up7" / "up3" / "table.txt").read_text() == "row\n"

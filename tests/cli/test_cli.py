@@ -191,6 +191,21 @@ def test_usage_errors_exit_2(tmp_path: Path, args: list[str], message: str) -> N
     assert_no_traceback(result)
 
 
+@pytest.mark.parametrize("seconds", ["nan", "inf", "0", "-1", "1e300", "soon"])
+def test_a_timeout_must_be_a_positive_finite_number_of_seconds(tmp_path: Path, seconds: str) -> None:
+    """nan or inf would never stop a hung smoke command; 0 or -1 would stop every one at once."""
+    app, deps = basic_app(tmp_path)
+    marker = tmp_path / "ran"
+    for command in (["verify", app, "--smoke", f"touch {marker}"],
+                    ["trace", app, "--deps", deps, "--run", f"touch {marker}", "--out", tmp_path / "p.json"],
+                    ["prune", app, "--deps", deps, "--out", tmp_path / "out", "--smoke", f"touch {marker}"]):
+        result = run_cli(*command, "--timeout", seconds)
+        assert result.code == 2, (command, result.code, result.err)
+        assert "Invalid value for '--timeout'" in result.err
+        assert_no_traceback(result)
+    assert not marker.exists()
+
+
 def test_no_deps_and_no_venv_is_a_usage_error(tmp_path: Path) -> None:
     app, _ = basic_app(tmp_path)
     result = run_cli("analyze", app)
@@ -322,3 +337,17 @@ def test_report_files_that_cannot_be_written_are_clear_errors(tmp_path: Path) ->
     assert unwritable.err.startswith("microprune: error: cannot write /proc/sbom.json")
     assert_no_traceback(unwritable)
     assert run_cli("report", app, "--deps", deps).code == 2       # nothing to write: usage error
+
+
+def test_template_code_kept_as_data_gets_no_bytecode(tmp_path: Path) -> None:
+    """alembic's templates/generic/env.py is copied by `alembic init`, never imported: a
+    __pycache__ beside it would be copied into the user's project."""
+    root = copy_case(FIXTURES / "python" / "data-templates-stubs-scripts", tmp_path)
+    out = tmp_path / "out"
+    result = run_cli("prune", root / "app", "--deps", root / "deps", "--out", out, "--python-version", "%d.%d"
+                     % sys.version_info[:2])
+    assert result.code == 0, result.err
+    package = out / "site-packages" / "tmplpkg"
+    assert (package / "templates" / "generic" / "env.py").is_file()
+    assert not (package / "templates" / "generic" / "__pycache__").exists()
+    assert list((package / "sansio" / "__pycache__").glob("app.*.pyc")), "imported code still gets bytecode"

@@ -300,3 +300,42 @@ def test_an_output_that_is_no_file_is_refused_before_any_run(target: str, tmp_pa
         assert stat.S_ISCHR(os.lstat(out).st_mode)
     html = run_cli("report", app, "--deps", deps, "--html", out)
     assert html.code == 2, html.out + html.err
+
+
+def test_node_recording_sees_relative_and_buffer_paths_and_survives_a_hard_exit(tmp_path: Path) -> None:
+    """Reads relative to the working directory, paths given as Buffers (names that are not
+    UTF-8), and an app that leaves with process.reallyExit() after dropping every exit
+    listener: all recorded, because each path is written the moment it is seen."""
+    app = _node_app(tmp_path)
+    pkg = app / "node_modules" / "plug"
+    (pkg / "table.txt").write_text("relative\n")
+    odd = os.fsdecode(b"caf\xe9.dat")
+    (pkg / odd).write_bytes(b"latin-1 name\n")
+    (app / "hard.js").write_text(
+        "const fs = require('fs');\n"
+        "process.chdir('node_modules/plug');\n"
+        "fs.readFileSync('table.txt');\n"
+        "fs.readFileSync(Buffer.concat([Buffer.from(process.cwd() + '/caf'), Buffer.from([0xe9]),"
+        " Buffer.from('.dat')]));\n"
+        "process.removeAllListeners('exit');\n"
+        "process.reallyExit(0);\n")
+    profile = tmp_path / "hard.profile"
+    rec = run_cli("trace", app, "--run", "node hard.js", "--out", profile, "--format", "json")
+    assert rec.code == 0, rec.out + rec.err
+    files = json.loads(profile.read_text(encoding="utf-8", errors="surrogateescape"))["files"]
+    assert "app/node_modules/plug/table.txt" in files or "deps/plug/table.txt" in files, files
+    assert any(f.endswith("plug/" + odd) for f in files), files
+
+
+def test_node_recorder_never_writes_through_a_link_put_in_place_of_its_log(tmp_path: Path) -> None:
+    app = _node_app(tmp_path)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("untouched\n")
+    (app / "swap.js").write_text(
+        "const fs = require('fs'); const p = process.env.MICROPRUNE_PROFILE_LOG;\n"
+        f"fs.unlinkSync(p); fs.symlinkSync({str(victim)!r}, p);\n"
+        "require('plug/hidden');\n")
+    rec = run_cli("trace", app, "--run", "node swap.js", "--out", tmp_path / "p.json", timeout=60)
+    assert rec.code == 1, rec.out + rec.err
+    assert "was replaced by something that is not a regular file" in rec.err
+    assert victim.read_text() == "untouched\n"

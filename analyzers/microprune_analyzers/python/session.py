@@ -158,8 +158,12 @@ class PythonSession:
 
     def finish_tree(self, app_out: Path, deps_out: Path, files: Sequence[Path]) -> dict[str, Any]:
         """Bytecode for the kept sources; debug info out of shared objects, never in *.libs/
-        (auditwheel's patchelf'd libraries break under strip)."""
-        summary = compile_tree(files, (deps_out, app_out), self.version, self.request.options.get("bytecode", "compile"),
+        (auditwheel's patchelf'd libraries break under strip). Template .py files are copied or
+        rendered, never imported: no bytecode beside them (a copy of the tree would carry it)."""
+        templates = {deps_out / p.relative_to(self.deps_root) for p in self._code_as_data
+                     if self.deps_root is not None and is_within(p, self.deps_root)}
+        sources = [f for f in files if f not in templates]
+        summary = compile_tree(sources, (deps_out, app_out), self.version, self.request.options.get("bytecode", "compile"),
                                positions=self.request.options.get("positions", True))
         shared = [f for f in files if (f.name.endswith(".so") or ".so." in f.name) and is_within(f, deps_out)
                   and not any(part.endswith(".libs") for part in f.relative_to(deps_out).parts)]
@@ -683,18 +687,27 @@ class PythonSession:
         return found
 
     def _collect_data(self, directory: Path, found: list[Path], below: bool = False,
-                      code_is_data: bool = False) -> None:
+                      code_is_data: bool = False, visited: set[Path] | None = None) -> None:
         """``below``: a folder under the module's own (stubs there are a tree the code reads);
-        ``code_is_data``: a template tree, whose .py files are copied or rendered, never imported."""
+        ``code_is_data``: a template tree, whose .py files are copied or rendered, never imported.
+        ``visited``: real folders already walked, so that links back up the tree (two links to
+        ``.`` make every depth twice as many paths) are walked once."""
+        visited = set() if visited is None else visited
+        real = self.inventory.canonical(directory)
+        if real in visited:
+            if real != directory:
+                found.append(directory)      # the link itself is kept: the code may read through it
+            return
+        visited.add(real)
         for name in self.inventory.listdir(directory):
             path = self.inventory.child(directory, name)
             if self.inventory.is_dir(path):
                 if name == BYTECODE_DIR or name.endswith((".dist-info", ".egg-info")):
                     continue
                 if code_is_data or not self._has_python(path):
-                    self._collect_data(path, found, True, code_is_data)
+                    self._collect_data(path, found, True, code_is_data, visited)
                 elif self._is_template_tree(path, name):
-                    self._collect_data(path, found, True, True)
+                    self._collect_data(path, found, True, True, visited)
             elif self._is_data(path, below, code_is_data):
                 found.append(path)
                 if name.endswith((".py", ".pyw", ".pyi")):

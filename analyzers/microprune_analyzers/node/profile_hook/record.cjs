@@ -1,25 +1,50 @@
 // microprune's run-time recorder (`microprune trace APP --run CMD`), preloaded with --require.
 // Records every module file CommonJS loads, every ES module the loader resolves (a registered
-// resolve hook), every path fs reads (callback, sync and promise forms) and every worker
-// thread's script, appending them to MICROPRUNE_PROFILE_LOG. Never throws.
+// resolve hook), every path fs reads (callback, sync and promise forms; string, Buffer or URL,
+// relative ones against the working directory of the moment) and every worker thread's
+// script, appending them to MICROPRUNE_PROFILE_LOG. Never throws, and changes nothing the app
+// sees: no signal handler, no exit listener.
 //
-// Node applies the preload to worker threads too, but a worker rarely sees its `exit` event:
-// the main thread's process.exit() or worker.terminate() ends it first. So a worker writes
-// each path the moment it sees it (one short O_APPEND write, whole lines), the main thread at exit.
+// Each path is written the moment it is first seen (one short O_APPEND write of a whole
+// line): a worker ended by worker.terminate(), an app that calls process.reallyExit() or
+// removes every exit listener, or a process killed with SIGKILL has written what it read so
+// far. The log is opened by name for each line, without following a link and without waiting
+// on a FIFO: the run owns the scratch directory it is in.
 'use strict';
 const fs = require('fs');
+const path = require('path');
 const Module = require('module');
 const threads = require('worker_threads');
 const log = process.env.MICROPRUNE_PROFILE_LOG;
-const seen = new Set();
-const eager = !threads.isMainThread;
-const write = (text) => { try { fs.appendFileSync(log, text); } catch (e) {} };
-const add = (p) => { if (!seen.has(p)) { seen.add(p); if (eager) write(p + '\n'); } };
+// fs's own functions, taken before they are wrapped: writing the log is never recorded
+const { openSync, writeSync, closeSync, constants } = fs;
+const FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT
+  | (constants.O_NOFOLLOW || 0) | (constants.O_NONBLOCK || 0);
+const seen = new Set();               // paths as latin1 strings of their bytes: any name survives
+
+const write = (bytes) => {
+  let fd = -1;
+  try { fd = openSync(log, FLAGS, 0o600); writeSync(fd, bytes); } catch (e) {}
+  if (fd >= 0) { try { closeSync(fd); } catch (e) {} }
+};
+const add = (bytes) => {
+  const key = bytes.toString('latin1');
+  if (seen.has(key)) return;
+  seen.add(key);
+  write(Buffer.concat([bytes, Buffer.from('\n')]));
+};
+const absolute = (text) => Buffer.from(path.resolve(text), 'utf8');
 const note = (p) => {
   try {
-    if (typeof p === 'string' && p.startsWith('/')) add(p);
-    else if (p instanceof URL && p.protocol === 'file:') add(decodeURIComponent(p.pathname));
-    else if (typeof p === 'string' && p.startsWith('file:')) add(decodeURIComponent(new URL(p).pathname));
+    if (typeof p === 'string') {
+      if (p.startsWith('file:')) add(Buffer.from(decodeURIComponent(new URL(p).pathname), 'utf8'));
+      else if (p && !p.includes('\0')) add(absolute(p));
+    } else if (Buffer.isBuffer(p)) {
+      // a name that is not UTF-8 comes as bytes: written as they are (the log is bytes too)
+      add(p[0] === 0x2f ? Buffer.from(p) : Buffer.concat([Buffer.from(process.cwd() + '/', 'utf8'), p]));
+    } else if (p instanceof URL && p.protocol === 'file:') {
+      add(Buffer.from(decodeURIComponent(p.pathname), 'utf8'));
+    }
   } catch (e) {}
 };
 const wrap = (owner, names) => {
@@ -40,18 +65,6 @@ if (log) {
   };
   // ES modules import builtins' named exports as they were at startup unless told
   try { Module.syncBuiltinESMExports(); } catch (e) {}
-  const dump = () => {
-    if (eager || !seen.size) return;
-    write([...seen].join('\n') + '\n');
-    seen.clear();
-  };
-  process.on('exit', dump);
-  if (!eager) {
-    for (const signal of ['SIGTERM', 'SIGINT']) {
-      // record, then behave as before: exit unless the app handles the signal itself
-      process.once(signal, () => { dump(); if (process.listenerCount(signal) === 0) process.exit(128 + (signal === 'SIGTERM' ? 15 : 2)); });
-    }
-  }
   try {
     if (typeof Module.register === 'function') Module.register(require('url').pathToFileURL(__dirname + '/resolve.mjs'));
   } catch (e) {}
