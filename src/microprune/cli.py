@@ -404,11 +404,19 @@ def _smoke_and_repair(request: Request, analysis: Any, report: dict[str, Any], o
     result = verify_tree(out, smoke, timeout)
     added: list[str] = []
     rounds = 0
-    while repair and not result.passed and rounds < MAX_REPAIR_ROUNDS:
+    stopped = ""
+    while repair and not result.passed:
+        if rounds == MAX_REPAIR_ROUNDS:
+            stopped = f"still failing after {MAX_REPAIR_ROUNDS} rounds"
+            break
         app_out, deps_out = tree_dirs(normalise(out), report)
         found = [p for name in result.missing for p in analysis.session.repair_patterns(name, app_out, deps_out)]
         new = [p for p in dict.fromkeys(found) if p not in request.keep]
         if not new:
+            stopped = ("the failure names nothing missing that microprune can read (see its output)"
+                       if not result.missing else
+                       f"nothing the failure names ({', '.join(result.missing[:5])}) is in the original deps"
+                       if not found else "what the failure names is kept already: something else is wrong")
             break
         rounds += 1
         added.extend(new)
@@ -419,7 +427,7 @@ def _smoke_and_repair(request: Request, analysis: Any, report: dict[str, Any], o
         result = verify_tree(out, smoke, timeout)
     report["verify"] = {"smoke": smoke, **result.as_dict()}
     if repair:
-        report["repair"] = {"rounds": rounds, "added": added}
+        report["repair"] = {"rounds": rounds, "added": added, **({"stopped": stopped} if stopped else {})}
         if added and result.passed:
             report["repair"]["written_to"] = display(add_keep_patterns(normalise(request.app_dir), added))
     return result.passed, analysis
@@ -452,6 +460,9 @@ def verify(out: Path, smoke: str, timeout: float, fmt: str) -> None:
         click.echo(f"smoke {state}: {smoke}")
         if result.missing:
             click.echo("missing: " + ", ".join(result.missing))
+        if result.escaped:
+            click.echo(f"microprune: warning: killed {result.escaped} process(es) the command left running outside its "
+                       "process group (a daemon): what they did after the command ended was not checked", err=True)
         if not result.passed:
             click.echo(result.output_tail[-1500:], err=True)
     if not result.passed:
@@ -500,7 +511,7 @@ Examples:
 @click.option("--run", "runs", multiple=True, metavar="CMD",
               help="Dynamic mode: ENTRIES is the APP directory; run each shell command once in it with a "
                    "recorder and write what it loaded and read to --out PROFILE (for prune --profile). "
-                   "Exit 3 if a command fails, times out or records nothing (the profile is written, but "
+                   "Exit 3 if a command fails, times out, records nothing or overflows the kernel watch (the profile is written, but "
                    "may lack what a passing run loads); a server stopped by SIGTERM/SIGINT counts as passing.")
 @click.option("--out", "profile_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="With --run: the profile file to write.")
@@ -740,7 +751,20 @@ def _record_profile(entries: tuple[Path, ...], deps_paths: tuple[str, ...], runs
         click.echo(f"microprune: warning: {run['command']!r} passed but recorded no file of the app or its deps: "
                    "did it run python3/node from PATH, or close every file descriptor (a daemon)? "
                    "Do not prune with --trust-profile on it", err=True)
-    if failed or blind:
+    escaped = [run for run in profile["runs"] if run.get("escaped")]
+    for run in escaped:
+        click.echo(f"microprune: warning: {run['command']!r} left {run['escaped']} process(es) running outside its "
+                   "process group (a daemon); they were killed, and what they would have loaded later is not "
+                   "recorded: run the server in the foreground (no daemonize option) while recording", err=True)
+    partial = [run for run in profile["runs"] if run.get("kernel_watch") == "partial"]
+    for run in partial:
+        click.echo(f"microprune: warning: {run['command']!r}: the kernel's record of opened files is incomplete "
+                   "(more directories than fs.inotify.max_user_watches, or its event queue overflowed): files only "
+                   "native code read may be missing; do not prune with --trust-profile on it", err=True)
+    if any(run.get("kernel_watch") == "unavailable" for run in profile["runs"]):
+        click.echo("microprune: warning: inotify is not available here: files only native code reads (a CA bundle "
+                   "read by OpenSSL) are not recorded; check a --trust-profile prune with --smoke", err=True)
+    if failed or blind or partial or escaped:
         sys.exit(3)
 
 

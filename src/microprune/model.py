@@ -30,6 +30,9 @@ class Reason(str, enum.Enum):
     LINK = "link"                # target of a kept symlink
     APP = "app"                  # part of the app itself (copied whole)
     FALLBACK = "fallback"        # what an older runtime would load instead (package.json main beside exports)
+    # data the runtime reads only where the system has no copy of its own (tzdata's zones where
+    # there is no /usr/share/zoneinfo): a run on a full host never shows it, a slim image needs it
+    SYSTEM_FALLBACK = "system-fallback"
     # drop reasons
     UNREACHED = "unreached"      # nothing imports or reads it
     UNUSED_DIST = "unused-distribution"

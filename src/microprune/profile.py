@@ -2,7 +2,9 @@
 
 `microprune trace APP --run CMD... --out PROFILE` runs each command once in APP's directory,
 with the analyzer's recorder (Python: an audit hook; Node: a --require hook and an ESM resolve
-hook). Every file under APP or its deps that a run loaded or read goes into one merged
+hook), and the kernel's record of every file opened under APP and its deps (inotify: what
+native code reads, OpenSSL's CA bundle, libxslt's stylesheets). Every file under APP or its
+deps that a run loaded or read goes into one merged
 profile, as paths relative to those roots (so a profile travels with the app).
 `prune --profile PROFILE` keeps the union of the static trace and the profile.
 """
@@ -20,6 +22,7 @@ from .paths import display, is_within, normalise, read_regular_file, write_text_
 from .pipeline import open_session
 from .registry import get_analyzer
 from .verify import _run
+from .watch import OpenWatch
 
 SCHEMA_VERSION = 1
 # A log or profile is one path per line: a million paths is about 100 MB. Anything larger is
@@ -44,16 +47,25 @@ def record_profile(request: Request, commands: tuple[str, ...], out: Path, timeo
             for name in removed:
                 env.pop(name, None)
             env.update(overrides)
-            result = _run(command, session.app_root, env, timeout)
-            seen = _read_log(log, command)
-        mine = {_relative(Path(line), roots) for line in seen if line.startswith("/")} - {""}
+            with OpenWatch(session.inventory.dirs) as watch:
+                result = _run(command, session.app_root, env, timeout)
+            seen = [Path(line) for line in _read_log(log, command) if line.startswith("/")]
+        mine = {_relative(path, roots) for path in (*seen, *watch.opened)} - {""}
         runs.append({"command": command, "exit_code": result.exit_code, "timed_out": result.timed_out,
-                     "files": len(mine)})
+                     "files": len(mine), "kernel_watch": _watch_state(watch), "escaped": result.escaped})
         found.update(mine)
     profile = {"schema_version": SCHEMA_VERSION, "command": "profile", "language": session.language,
                "app": display(session.app_root), "runs": runs, "files": sorted(found)}
     write_text_atomically(out, json.dumps(profile, indent=1, sort_keys=True) + "\n")
     return profile
+
+
+def _watch_state(watch: OpenWatch) -> str:
+    """How much of what native code opened the run's record holds: "complete", "partial" (past
+    the watch limit, or the kernel dropped events) or "unavailable" (no inotify here)."""
+    if not watch.available:
+        return "unavailable"
+    return "partial" if watch.unwatched or watch.overflowed else "complete"
 
 
 def _read_log(log: Path, command: str) -> list[str]:

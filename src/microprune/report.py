@@ -129,6 +129,8 @@ def _verify_lines(report: dict[str, Any]) -> list[str]:
     if repair and repair["added"]:
         lines.append(f"repair:       {repair['rounds']} round(s), kept {', '.join(repair['added'])}"
                      + (f"; written to {repair['written_to']}" if repair.get("written_to") else ""))
+    if repair and repair.get("stopped"):
+        lines.append(f"repair:       gave up: {repair['stopped']}")
     if verify:
         state = "passed" if verify["passed"] else ("timed out" if verify["timed_out"]
                                                    else f"FAILED (exit {verify['exit_code']})")

@@ -28,6 +28,9 @@ CHUNK_BYTES = 128 * 1024
 # With a trusted profile these need a recorded run as well: data beside a module is kept
 # because the module *may* read it (certifi's CA bundle, botocore's service models).
 RUN_CONFIRMED_REASONS = frozenset({Reason.DATA})
+# Kept with their referrer whatever the runs did: a run on this host reads the system's copy
+# instead, so a profile cannot say whether an image without one needs them.
+NEVER_PROFILED_REASONS = frozenset({Reason.SYSTEM_FALLBACK})
 MAX_PARENTS = 16        # enough for `why`; a popular module has hundreds of importers
 # Kept because something *may* load it (a name in a string, a prefix, a hint): edges of
 # these kinds never make a file certain.
@@ -84,6 +87,7 @@ class _Tracer:
             return
         holds = firm and edge.reason not in SPECULATIVE_REASONS
         if (self.trusted is not None and by is not None and path not in self.trusted
+                and edge.reason not in NEVER_PROFILED_REASONS
                 and (lazy or not holds or edge.reason in RUN_CONFIRMED_REASONS)):
             self.trace.unprofiled.setdefault(path, Parent(by, line, edge.reason, detail))
             return

@@ -8,9 +8,11 @@ process group with a bounded time, and the group is killed on every way out.
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -29,6 +31,9 @@ TAIL_CHARS = 4000
 # (node's require stack), so more than the tail shown; bounded for a chatty command.
 SEARCHED_BYTES = 1 << 20
 
+RUN_TOKEN = "MICROPRUNE_RUN_TOKEN"
+MAX_ESCAPE_SWEEPS = 5
+
 
 @dataclass
 class SmokeResult:
@@ -38,10 +43,11 @@ class SmokeResult:
     missing: list[str] = field(default_factory=list)
     output_tail: str = ""
     searched_output: str = field(default="", repr=False)    # the last SEARCHED_BYTES, not reported
+    escaped: int = 0          # processes that had left the command's process group (daemons), killed
 
     def as_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "exit_code": self.exit_code, "timed_out": self.timed_out,
-                "missing": self.missing, "output_tail": self.output_tail}
+                "missing": self.missing, "output_tail": self.output_tail, "escaped": self.escaped}
 
 
 def read_tree_report(out: Path) -> dict[str, Any]:
@@ -146,11 +152,14 @@ def _run(command: str, cwd: Path, env: dict[str, str], timeout: float,
 
     Output goes to a temporary file, not a pipe: a server the command starts in the
     background would hold a pipe open and make us wait for it. Whatever the group left
-    running is killed when the shell is done.
+    running is killed when the shell is done, and so is a daemon that left the group
+    (setsid): every process of the run carries a token in its environment.
     """
+    token = secrets.token_hex(16)
     with tempfile.TemporaryFile() as sink:
-        proc = subprocess.Popen(_shell_argv(command, hidden or []), cwd=cwd, env=env, stdout=sink,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(_shell_argv(command, hidden or []), cwd=cwd, env={**env, RUN_TOKEN: token},
+                                stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
         timed_out = False
         try:
             proc.wait(timeout=timeout)
@@ -159,12 +168,44 @@ def _run(command: str, cwd: Path, env: dict[str, str], timeout: float,
         finally:
             _kill(proc)
             proc.wait()
+            escaped = kill_escaped(token)
         sink.seek(0, os.SEEK_END)
         size = sink.tell()
         sink.seek(max(0, size - SEARCHED_BYTES))
         text = sink.read().decode("utf-8", "replace")
     code = None if timed_out else proc.returncode
-    return SmokeResult(code == 0, code, timed_out, [], _tail(text), text)
+    return SmokeResult(code == 0, code, timed_out, [], _tail(text), text, escaped)
+
+
+def kill_escaped(token: str, proc_root: Path = Path("/proc")) -> int:
+    """SIGKILL every process whose environment carries this run's token: what a command left
+    running outside its process group. Repeated while it finds some (one may fork as it dies)."""
+    needle = f"{RUN_TOKEN}={token}".encode()
+    killed: set[int] = set()
+    for _ in range(MAX_ESCAPE_SWEEPS):
+        found = [pid for pid in _pids(proc_root) if pid not in killed and _environ_has(proc_root / str(pid), needle)]
+        if not found:
+            break
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+            killed.add(pid)
+    return len(killed)
+
+
+def _pids(proc_root: Path) -> list[int]:
+    try:
+        return [int(name) for name in os.listdir(proc_root) if name.isdigit() and int(name) != os.getpid()]
+    except OSError:
+        return []
+
+
+def _environ_has(process: Path, needle: bytes) -> bool:
+    try:
+        with open(process / "environ", "rb") as handle:
+            return needle in handle.read(1 << 20).split(b"\0")
+    except OSError:
+        return False                    # gone, or another user's
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
@@ -173,10 +214,13 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
 
 
 def missing_from_output(text: str, patterns: tuple[str, ...]) -> list[str]:
-    """Names and paths a failure says are missing, in the order they appear, once each."""
+    """Names and paths a failure says are missing, in the order they appear, once each. A
+    server's HTML error page escapes the quotes (`Cannot find module &#39;pug&#39;`): it is
+    read unescaped too."""
     found: list[str] = []
+    unescaped = html.unescape(text)
     for pattern in patterns:
-        for match in re.finditer(pattern, text):
+        for match in (*re.finditer(pattern, text), *(re.finditer(pattern, unescaped) if unescaped != text else ())):
             name = match.group(1)
             if "${" in name:
                 continue                # the throwing line of source, printed above the error

@@ -90,7 +90,8 @@ def render_why_text(report: dict[str, Any]) -> str:
         unrun = report.get("unrun_reference")
         if unrun:
             text += (f"  only {_label(unrun['from'], unrun['from_root'], unrun['line'])} may load it "
-                     f"({unrun['reason']} {unrun['detail']}), and no recorded run did (--trust-profile)\n")
+                     f"({' '.join(filter(None, (unrun['reason'], unrun['detail'])))}), and no recorded run did "
+                     "(--trust-profile)\n")
         return text
     lines = [f"{name} is kept: {_label(report['path'], report['root'])} [{', '.join(report['reasons'])}]"]
     for step in report["chain"]:

@@ -5,11 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from microprune_analyzers.node.hints import load_calls, load_hints, load_narrowings
+from microprune_analyzers.node.hints import load_by_extension, load_calls, load_hints, load_narrowings
 from tests.cases import actual_result, analyze_case, case_dirs, copy_case, load_case
 
 NARROW = "narrow:"
 CALL = "call:"
+BY_EXTENSION = "by-extension:"
 
 
 def _named(case: Path) -> list[str]:
@@ -17,15 +18,15 @@ def _named(case: Path) -> list[str]:
     return [named] if isinstance(named, str) else list(named)
 
 
-HINT_CASES = [c for c in case_dirs("node") if any(not n.startswith((NARROW, CALL)) for n in _named(c))]
+HINT_CASES = [c for c in case_dirs("node") if any(not n.startswith((NARROW, CALL, BY_EXTENSION)) for n in _named(c))]
 NARROW_CASES = [c for c in case_dirs("node") if any(n.startswith(NARROW) for n in _named(c))]
-CALL_CASES = [c for c in case_dirs("node") if any(n.startswith(CALL) for n in _named(c))]
+CALL_CASES = [c for c in case_dirs("node") if any(n.startswith((CALL, BY_EXTENSION)) for n in _named(c))]
 
 
 def test_every_hint_has_a_case() -> None:
     covered = {name for case in HINT_CASES + NARROW_CASES + CALL_CASES for name in _named(case)}
     table = set(load_hints()) | {NARROW + package for package in load_narrowings()} \
-        | {rule.name for rule in load_calls()}
+        | {rule.name for rule in load_calls()} | {rule.name for rule in load_by_extension()}
     assert table <= covered, f"hints without a fixture case: {sorted(table - covered)}"
     assert covered <= table, f"cases naming a hint the table does not have: {sorted(covered - table)}"
 

@@ -26,7 +26,7 @@ def test_hint_keeps_what_it_names(case: Path, tmp_path: Path) -> None:
     options = load_case(case)
     root = copy_case(case, tmp_path)
     analysis = analyze_case(root, options)
-    hinted = {d.path for d in analysis.plan.decisions if d.keep and "hint" in d.reasons}
+    hinted = {d.path for d in analysis.plan.decisions if d.keep and {"hint", "system-fallback"} & set(d.reasons)}
     assert hinted, f"{case.name}: nothing is kept because of a hint"
     with_hints = actual_result(root, options)
     without = actual_result(root, options, use_hints=False)

@@ -9,6 +9,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -248,7 +249,8 @@ def test_a_run_that_records_nothing_is_said(tmp_path: Path) -> None:
     rec = run_cli("trace", app, "--deps", deps, "--run", "true", "--out", profile, "--format", "json")
     assert rec.code == 3, rec.out + rec.err
     assert "'true' passed but recorded no file" in rec.err
-    assert json.loads(rec.out)["runs"] == [{"command": "true", "exit_code": 0, "timed_out": False, "files": 0}]
+    assert json.loads(rec.out)["runs"] == [{"command": "true", "exit_code": 0, "timed_out": False, "files": 0,
+                                            "kernel_watch": "complete", "escaped": 0}]
 
 
 @pytest.mark.parametrize("shape", ["link to /dev/zero", "fifo", "directory"])
@@ -339,3 +341,45 @@ def test_node_recorder_never_writes_through_a_link_put_in_place_of_its_log(tmp_p
     assert rec.code == 1, rec.out + rec.err
     assert "was replaced by something that is not a regular file" in rec.err
     assert victim.read_text() == "untouched\n"
+
+
+DAEMON = """\
+import os, sys, time
+if os.fork() == 0:
+    os.setsid()                         # out of the process group the run is killed with
+    if os.fork() == 0:
+        with open(sys.argv[1], "w") as pid:
+            pid.write(str(os.getpid()))
+        time.sleep(600)
+    os._exit(0)
+"""
+
+
+def _alive(pid_file: Path) -> bool:
+    for _ in range(100):                # the daemon writes its pid a moment after the launcher exits
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.05)
+    try:                                # a zombie waiting for init to reap it is dead too
+        state = Path(f"/proc/{int(pid_file.read_text())}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+def test_a_daemon_that_leaves_the_process_group_is_killed_and_said(tmp_path: Path) -> None:
+    app, deps = _python_app(tmp_path)
+    (app / "daemon.py").write_text(DAEMON)
+    pid_file = tmp_path / "daemon.pid"
+    rec = run_cli("trace", app, "--deps", deps, "--run", f"python3 daemon.py {pid_file}", "--out",
+                  tmp_path / "p.json", "--format", "json")
+    assert rec.code == 3, rec.out + rec.err
+    assert "left 1 process(es) running outside its process group" in rec.err
+    assert json.loads(rec.out)["runs"][0]["escaped"] == 1
+    assert not _alive(pid_file)
+    out = tmp_path / "out"
+    assert run_cli("prune", app, "--deps", deps, "--out", out).code == 0
+    pid_file.unlink()
+    check = run_cli("verify", out, "--smoke", f"python3 daemon.py {pid_file}", "--format", "json")
+    assert check.code == 0 and json.loads(check.out)["escaped"] == 1, check.out + check.err
+    assert not _alive(pid_file)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 
 import jsonschema
@@ -161,3 +162,66 @@ def test_node_trusted_profile_drops_requires_in_functions_never_called(tmp_path:
         assert rows[f"plug/{name}"]["reasons"] == ["not-in-profile"], rows[f"plug/{name}"]
     union = run_cli("prune", app, "--out", tmp_path / "union", "--profile", profile, "--format", "json")
     assert all(_rows(union.out)[f"plug/{name}"]["keep"] for name in ("lazy.js", "lazy-too.js"))
+
+
+def test_data_read_by_native_code_is_recorded_and_kept(tmp_path: Path) -> None:
+    """sqlite opens its database in C (as PROJ opens proj.db, OpenSSL certifi's cacert.pem and
+    libxslt lxml's stylesheets): no audit event, so only the kernel's record of opens (inotify)
+    sees the read. Trusting a profile without it dropped the file, and the app broke."""
+    app, deps = tmp_path / "app", tmp_path / "deps"
+    app.mkdir()
+    (deps / "geo" / "data").mkdir(parents=True)
+    (deps / "geo" / "__init__.py").write_text(
+        "import os, sqlite3\n"
+        "def lookup():\n"
+        "    path = os.path.join(os.path.dirname(__file__), 'data', 'codes.db')\n"
+        "    with sqlite3.connect(f'file:{path}?mode=ro', uri=True) as db:\n"
+        "        return db.execute('select name from codes').fetchone()[0]\n")
+    (deps / "geo" / "data" / "unused.db").write_bytes(b"")
+    with sqlite3.connect(deps / "geo" / "data" / "codes.db") as db:
+        db.execute("create table codes (name text)")
+        db.execute("insert into codes values ('EPSG:4326')")
+    db.close()
+    (app / "main.py").write_text("import geo\nprint(geo.lookup())\n")
+    profile = tmp_path / "p.json"
+    rec = run_cli("trace", app, "--deps", deps, "--run", "python3 main.py", "--out", profile, "--format", "json")
+    assert rec.code == 0, rec.err
+    assert json.loads(rec.out)["runs"][0]["kernel_watch"] == "complete"
+    files = json.loads(profile.read_text())["files"]
+    assert "deps/geo/data/codes.db" in files and "deps/geo/data/unused.db" not in files
+    out = tmp_path / "out"
+    pruned = run_cli("prune", app, "--deps", deps, "--out", out, "--profile", profile, "--trust-profile",
+                     "--smoke", "python3 main.py", "--format", "json")
+    assert pruned.code == 0, pruned.out + pruned.err
+    assert (out / "site-packages" / "geo" / "data" / "codes.db").is_file()
+    assert not (out / "site-packages" / "geo" / "data" / "unused.db").exists()
+
+
+@pytest.mark.parametrize("case, kept, lazy", [
+    ("hint-zoneinfo-tzdata", ["tzdata/zoneinfo/UTC", "tzdata/zones"], False),
+    # stdlib zoneinfo imported in a function: the run may have called it, and no record can say
+    # (the stdlib is not recorded)
+    ("hint-zoneinfo-tzdata", ["tzdata/zoneinfo/UTC", "tzdata/zones"], True),
+    ("hint-dateutil-zoneinfo", ["dateutil/zoneinfo/__init__.py", "dateutil/zoneinfo/dateutil-zoneinfo.tar.gz"],
+     False),
+])
+def test_a_system_fallback_is_kept_though_no_run_on_this_host_read_it(case: str, kept: list[str], lazy: bool,
+                                                                      tmp_path: Path) -> None:
+    """A host with /usr/share/zoneinfo serves zoneinfo and dateutil from it, so a recorded run
+    never opens tzdata's zones; a slim image has no system database and needs them."""
+    from tests.cases import FIXTURES, copy_case
+
+    root = copy_case(FIXTURES / "python" / case, tmp_path)
+    if lazy:
+        (root / "app" / "app.py").write_text("def zone(name):\n" + "".join(
+            f"    {line}\n" for line in (root / "app" / "app.py").read_text().splitlines() if line) + "    return 1\n")
+    profile = tmp_path / "host.profile"
+    profile.write_text(json.dumps({"schema_version": 1, "command": "profile", "language": "python",
+                                   "app": str(root / "app"), "runs": [], "files": ["app/app.py"]}))
+    result = run_cli("prune", root / "app", "--deps", root / "deps", "--out", tmp_path / "out", "--profile", profile,
+                     "--trust-profile", "--format", "json")
+    assert result.code == 0, result.err
+    rows = {row["path"]: row for row in json.loads(result.out)["files"] if row["root"] == "deps"}
+    for path in kept:
+        assert rows[path]["keep"] and "system-fallback" in rows[path]["reasons"], rows[path]
+        assert (tmp_path / "out" / "site-packages" / path).is_file()

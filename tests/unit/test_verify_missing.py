@@ -37,3 +37,18 @@ def test_python_messages() -> None:
 
 def test_a_passing_looking_output_names_nothing() -> None:
     assert missing_from_output("all good\n", NODE) == [] and missing_from_output("", PYTHON) == []
+
+
+def test_an_html_error_page_is_read_unescaped() -> None:
+    """Express renders a failed require into its HTML error page, quotes escaped."""
+    page = "<pre>Error: Cannot find module &#39;pug&#39;<br>Require stack:<br> &nbsp; &nbsp;at Function._resolveFilename"
+    assert missing_from_output(page, NODE) == ["pug"]
+
+
+def test_native_code_names_the_file_it_could_not_read() -> None:
+    requests = ("OSError: Could not find a suitable TLS CA certificate bundle, invalid path: "
+                "/out/site-packages/certifi/cacert.pem\n")
+    lxml = ("OSError: Error reading file '/out/site-packages/lxml/isoschematron/resources/xsl/XSD2Schtrn.xsl': "
+            "failed to load external entity\n")
+    assert missing_from_output(requests + lxml, PYTHON) == [
+        "/out/site-packages/certifi/cacert.pem", "/out/site-packages/lxml/isoschematron/resources/xsl/XSD2Schtrn.xsl"]

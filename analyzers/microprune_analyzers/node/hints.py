@@ -141,3 +141,32 @@ def load_calls() -> tuple[CallRule, ...]:
     if len(set(names)) != len(names):
         raise ValueError(f"node [[call]] entries with the same first callee: {sorted(names)}")
     return tuple(rules)
+
+
+@dataclass(frozen=True)
+class ExtensionRule:
+    """A method whose first argument is a file name, and the package that then requires the
+    module named by its extension (express: res.render('page.ejs') requires 'ejs')."""
+
+    package: str
+    methods: tuple[str, ...]
+    why: str
+
+    @property
+    def name(self) -> str:
+        return "by-extension:" + self.package
+
+
+_EXTENSION_KEYS = {"package", "methods", "why"}
+
+
+@lru_cache(maxsize=1)
+def load_by_extension() -> tuple[ExtensionRule, ...]:
+    rules = []
+    for raw in _table().get("by-extension", []):
+        methods = raw.get("methods")
+        if set(raw) != _EXTENSION_KEYS or not isinstance(methods, list) or not methods \
+                or not all(isinstance(m, str) and re.fullmatch(r"[A-Za-z_$][\w$]*", m) for m in methods):
+            raise ValueError(f"bad node [[by-extension]] {raw!r}: keys {sorted(_EXTENSION_KEYS)}, methods a list of names")
+        rules.append(ExtensionRule(str(raw["package"]), tuple(methods), str(raw["why"])))
+    return tuple(rules)

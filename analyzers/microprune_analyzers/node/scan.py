@@ -106,11 +106,13 @@ def dialect_of(path: str) -> str:
 
 
 def scan_source(path: str, data: bytes, cwd: str, resolve: Callable[[str], str | None] | None = None,
-                watched: frozenset[str] = frozenset(), calls: tuple[Any, ...] = ()) -> Scan:
+                watched: frozenset[str] = frozenset(), calls: tuple[Any, ...] = (),
+                by_extension: frozenset[str] = frozenset()) -> Scan:
     """Refs of one source file at absolute ``path``; ``cwd`` is process.cwd() at run time;
     ``resolve`` answers require.resolve(spec) from this file (read-only lookups); calls of the
     ``watched`` method names report their first argument (``call-arg`` refs, the method in ``names``);
-    ``calls``: the [[call]] rules of hints.toml (CallRule), whose arguments name modules."""
+    ``calls``: the [[call]] rules of hints.toml (CallRule), whose arguments name modules;
+    ``by_extension``: method names whose first argument's extension names a module ([[by-extension]])."""
     if len(data) > MAX_SOURCE_BYTES:
         return Scan(diagnostics=(Diagnostic("not-scanned", f"larger than {MAX_SOURCE_BYTES >> 20} MB; not scanned"),))
     if b"\0" in data[:8192]:
@@ -126,7 +128,7 @@ def scan_source(path: str, data: bytes, cwd: str, resolve: Callable[[str], str |
         data = _ASSERT_CLAUSE.sub(lambda m: m.group(1) + b"with  " + m.group(2), data)
     dialect = dialect_of(path)
     tree = _parser(dialect).parse(data)
-    scanner = _Scanner(path, data, cwd, resolve, watched, calls)
+    scanner = _Scanner(path, data, cwd, resolve, watched, calls, by_extension)
     scanner.run(tree.root_node, _query(dialect))
     diagnostics = list(dict.fromkeys(scanner.diagnostics))
     if tree.root_node.has_error:
@@ -147,11 +149,16 @@ def _first_error_line(root: Node) -> int | None:
     return None
 
 
+# an extension that can be a package name (no wildcard, no path): 'ejs', 'hbs', 'pug'
+_EXTENSION_MODULE = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+
 class _Scanner:
     def __init__(self, path: str, data: bytes, cwd: str, resolve: Callable[[str], str | None] | None,
-                 watched: frozenset[str] = frozenset(), calls: tuple[Any, ...] = ()) -> None:
+                 watched: frozenset[str] = frozenset(), calls: tuple[Any, ...] = (),
+                 by_extension: frozenset[str] = frozenset()) -> None:
         self.path = path
         self.watched = watched
+        self.by_extension = by_extension
         self.dir = posixpath.dirname(path)
         self.env = Env(path, cwd, resolve, calls)
         self.eval = Evaluator(self.env, data)
@@ -159,7 +166,8 @@ class _Scanner:
         self.diagnostics: list[Diagnostic] = []
         self.climbed: set[tuple[int, int]] = set()
         self.last_climbed = (-1, -1)
-        self.called: set[str] = set()        # the [[call]] callees called so far ("<package>:<path>")
+        # the [[call]] callees called so far ("<package>:<path>") -> their first arguments (None: unreadable)
+        self.called: dict[str, set[str | None]] = {}
         self.declared: dict[str, Node] = {}   # `const x = <init>`: the last init of each name, so far
         self.require_shadowed: list[tuple[int, int]] = []     # byte ranges of functions with a `require` param
 
@@ -340,10 +348,13 @@ class _Scanner:
             if args:
                 self.require_arg(args[0], node, "import")
             return
-        if self.watched and callee.type == "member_expression" and args:
+        if (self.watched or self.by_extension) and callee.type == "member_expression" and args:
             prop = callee.child_by_field_name("property")
-            if prop is not None and self.eval.text(prop) in self.watched:
-                self._watched_call(self.eval.text(prop), args[0], node)
+            method = self.eval.text(prop) if prop is not None else ""
+            if method in self.watched:
+                self._watched_call(method, args[0], node)
+            if method in self.by_extension:
+                self._named_by_extension(args[0], node)
         root = _root_identifier(callee)
         if root is None or root not in self.env.bindings:
             if _is_join_like(callee, self.eval):
@@ -355,6 +366,13 @@ class _Scanner:
         if not isinstance(value, Fn):
             return
         self.call(value, node, callee, args)
+
+    def _named_by_extension(self, arg: Node, at: Node) -> None:
+        """res.render('page.ejs'): the module named by the extension, if installed."""
+        for name in _strings(self.eval.value(arg, True)):
+            extension = posixpath.splitext(posixpath.basename(name))[1][1:]
+            if _EXTENSION_MODULE.fullmatch(extension):
+                self.add("require-installed", extension, at)
 
     def _readable_names(self, arg: Node) -> bool:
         """The argument gives module names we can read (every branch of it)."""
@@ -450,16 +468,17 @@ class _Scanner:
 
     def _call_site(self, fn: Fn, node: Node, args: list[Node]) -> None:
         """A function of a [[call]] rule: each string at one of its `require` paths is a require()."""
-        self.called.add(fn.site)
+        first = self.eval.value(args[0], False) if args else None
+        self.called.setdefault(fn.site, set()).add(first.lstrip(".") if isinstance(first, str) else None)
         for rule in fn.rules:
-            if rule.unless and f"{rule.package}:{rule.unless}" in self.called:
-                continue
             if not all(i < len(args) and self.eval.value(args[i], False) == text for i, text in rule.match):
                 continue
             for path in rule.require:
                 index, *segments = path.split(".")
                 if int(index) < len(args):
                     for leaf in islice(self._select(args[int(index)], segments, 0, frozenset()), MAX_SELECTED):
+                        if self._served_by_unless(rule, leaf):
+                            continue
                         if rule.narrows:
                             self._named_by_argument(rule.narrows, leaf, node)
                         elif rule.unreadable and not self._readable_names(leaf):
@@ -467,6 +486,16 @@ class _Scanner:
                                 self.add("require-installed", spec, node)
                         else:
                             self.require_arg(leaf, node, "require")
+
+    def _served_by_unless(self, rule: Any, leaf: Node) -> bool:
+        """The file has already called the rule's `unless` callee with this very name first
+        (app.engine('pug', fn) before app.set('view engine', 'pug')): the app serves it itself.
+        An engine registered for another extension (app.engine('html', ...)) changes nothing."""
+        if not rule.unless:
+            return False
+        registered = self.called.get(f"{rule.package}:{rule.unless}", set())
+        name = self.eval.value(leaf, False)
+        return isinstance(name, str) and name.lstrip(".") in registered
 
     def _select(self, node: Node, segments: list[str], depth: int, seen: frozenset[str]) -> Iterator[Node]:
         """The expressions at a property path of ``node`` (["transport", "targets[]", "target"])."""

@@ -20,7 +20,7 @@ from microprune.model import (Diagnostic, Edge, Entry, External, Package, Reason
 from microprune.paths import display, is_within, normalise
 
 from .entries import PACKAGE_RUNNERS, START_ORIGIN, EntryFinder, StartCommand
-from .hints import CallRule, Hint, Narrowing, load_calls, load_hints, load_narrowings
+from .hints import CallRule, Hint, Narrowing, load_by_extension, load_calls, load_hints, load_narrowings
 from .resolve import Found, Resolver, outermost_node_modules, package_dir_of, split_package
 from .evaluate import WILDCARD
 from .scan import scan_source
@@ -86,6 +86,8 @@ class NodeSession:
         use_hints = request.options.get("use_hints", True)
         self.hints: dict[str, Hint] = load_hints() if use_hints else {}
         self.narrowings: dict[str, Narrowing] = load_narrowings() if use_hints else {}
+        self.by_extension = frozenset(m for rule in load_by_extension() for m in rule.methods) if use_hints \
+            else frozenset()
         self.calls: tuple[CallRule, ...] = load_calls() + tuple(
             rule for narrowing in load_narrowings().values() for rule in narrowing.argument_rules()) if use_hints else ()
         self._watched = frozenset(call for n in self.narrowings.values() for call in n.calls)
@@ -222,7 +224,7 @@ class NodeSession:
         if name.endswith(".node") or SHARED_LIBRARY.search(name):
             return Scan(refs=needed_refs(data)) if is_elf(data) else Scan()
         result = scan_source(str(path), data, str(self.cwd), lambda spec: self._resolve_value(spec, path),
-                             self._watched, self.calls)
+                             self._watched, self.calls, self.by_extension)
         diagnostics = tuple(Diagnostic(d.code, d.message, path, d.line) for d in result.diagnostics
                             if d.code not in APP_ONLY_DIAGNOSTICS or self._is_app_file(path))
         return Scan(result.refs, diagnostics)

@@ -15,6 +15,11 @@ if TYPE_CHECKING:
     from .session import PythonSession
 
 
+# A CA bundle the host names for OpenSSL or requests: with it set, httpx and requests read the
+# host's file instead of certifi's, so a run here neither records certifi's cacert.pem nor
+# fails without it, while an image without the variable needs it.
+HOST_CA_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
 class PythonAnalyzer:
     language: ClassVar[str] = "python"
 
@@ -30,6 +35,9 @@ class PythonAnalyzer:
         r"ImportError: cannot import name '[^']+' from '([^']+)'",
         r"PackageNotFoundError: (?:No package metadata was found for )?([A-Za-z0-9_.\-]+)",
         r"FileNotFoundError: \[Errno 2\] No such file or directory: '([^']+)'",
+        # native code's own words for a file it could not read: requests' CA bundle check, libxml2/libxslt
+        r"TLS CA certificate bundle, invalid path: (/\S+)",
+        r"Error reading file '(/[^']+)'",
     )
 
     def profile_environment(self, app_dir: Path, deps_dir: Path | None, log: Path,
@@ -56,7 +64,7 @@ class PythonAnalyzer:
         return ({"PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
                  "PYTHONPATH": os.pathsep.join(parts), "MICROPRUNE_PROFILE_LOG": str(log),
                  "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1"},
-                ("PYTHONHOME", "VIRTUAL_ENV", "PYTHONUSERBASE"))
+                ("PYTHONHOME", "VIRTUAL_ENV", "PYTHONUSERBASE", *HOST_CA_VARIABLES))
 
     def smoke_environment(self, app_out: Path, deps_out: Path, target: dict[str, Any],
                           scratch: Path) -> tuple[dict[str, str], tuple[str, ...]]:
@@ -72,7 +80,7 @@ class PythonAnalyzer:
         path = os.pathsep.join([str(deps_out), str(app_out), str(app_out / "src")])
         return ({"PATH": f"{shims}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}", "PYTHONPATH": path,
                  "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1"},
-                ("PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "PYTHONUSERBASE"))
+                ("PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "PYTHONUSERBASE", *HOST_CA_VARIABLES))
 
     def open(self, request: Request) -> PythonSession:
         from .session import PythonSession

@@ -11,7 +11,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-_KNOWN_KEYS = {"when", "modules", "files", "distributions", "app-files", "why"}
+_KNOWN_KEYS = {"when", "modules", "files", "distributions", "app-files", "why", "system-fallback"}
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,7 @@ class Hint:
     files: tuple[str, ...] = ()
     distributions: tuple[str, ...] = ()
     app_files: tuple[str, ...] = ()     # globs relative to the app: Python the framework runs
+    system_fallback: bool = False       # what it keeps stands in for a system copy (see hints.toml)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,6 @@ def load_hints() -> dict[str, tuple[Hint, ...]]:
             raise ValueError(f"hints.toml: bad hint {raw!r} (unknown keys {sorted(unknown)})")
         hint = Hint(str(raw["when"]), str(raw["why"]), tuple(raw.get("modules", ())),  # type: ignore[arg-type]
                     tuple(raw.get("files", ())), tuple(raw.get("distributions", ())),  # type: ignore[arg-type]
-                    tuple(raw.get("app-files", ())))  # type: ignore[arg-type]
+                    tuple(raw.get("app-files", ())), bool(raw.get("system-fallback", False)))  # type: ignore[arg-type]
         table.setdefault(hint.when, []).append(hint)
     return {when: tuple(hints) for when, hints in table.items()}

@@ -752,16 +752,17 @@ class PythonSession:
     def _apply_hint(self, hint: Hint) -> list[Edge]:
         edges = []
         detail = f"hint for {hint.when}: {hint.why}"
+        reason = Reason.SYSTEM_FALLBACK if hint.system_fallback else Reason.HINT
         for pattern in hint.modules:
             for module in self._modules_matching(pattern):
                 chain = self.finder.chain(module.name)
-                edges.extend(self._module_edges(chain if isinstance(chain, list) else [], Reason.HINT, detail))
+                edges.extend(self._module_edges(chain if isinstance(chain, list) else [], reason, detail))
         for pattern in hint.files:
-            edges.extend(Edge(p, Reason.HINT, detail) for p in self._deps_files_matching(pattern))
+            edges.extend(Edge(p, reason, detail) for p in self._deps_files_matching(pattern))
         for name in hint.distributions:
             dist = self.dists.by_key.get(canonical_name(name))
             if dist is not None:
-                edges.extend(Edge(p, Reason.HINT, detail) for p in sorted(dist.files) if self.inventory.is_file(p))
+                edges.extend(Edge(p, reason, detail) for p in sorted(dist.files) if self.inventory.is_file(p))
         for pattern in hint.app_files:       # the app's own config modules: traced like imports
             regex = _glob_regex(pattern)
             edges.extend(Edge(p, Reason.HINT, detail) for p in sorted(
