@@ -804,3 +804,51 @@ def test_app_is_unchanged_by_prune_with_out_inside_it(tmp_path: Path) -> None:
     assert (out / "lib" / "util.js").stat().st_mode & 0o777 == 0o755          # execute bits kept
     assert os.readlink(out / "lib" / "alias.js") == "util.js"
     assert not (out / "dist").exists() and not (out / "node_modules" / "dep" / "unused.js").exists()
+
+
+def _shared_layout(root: Path) -> tuple[Path, Path]:
+    """An app whose node_modules is a link to a shared one (a monorepo, a mounted volume)."""
+    shared = root / "shared" / "node_modules"
+    (shared / "dep").mkdir(parents=True)
+    (shared / "dep" / "package.json").write_text(json.dumps({"name": "dep", "version": "1.0.0"}))
+    (shared / "dep" / "index.js").write_text("module.exports = 'from the shared dep';\n")
+    (shared / "unused").mkdir()
+    (shared / "unused" / "package.json").write_text(json.dumps({"name": "unused", "version": "1.0.0"}))
+    app = root / "app"
+    app.mkdir()
+    (app / "package.json").write_text(json.dumps({"name": "app", "main": "index.js",
+                                                  "dependencies": {"dep": "1.0.0"}}))
+    (app / "index.js").write_text("console.log(require('dep'));\n")
+    return app, shared
+
+
+@pytest.mark.parametrize("deps", ["found", "the link's target"])
+def test_a_node_modules_that_is_a_link_to_a_shared_one(deps: str, tmp_path: Path) -> None:
+    app, shared = _shared_layout(tmp_path)
+    os.symlink(shared, app / "node_modules")
+    out = tmp_path / "out"
+    args = ["--deps", shared] if deps != "found" else []
+    result = run_cli("prune", app, *args, "--out", out, "--smoke", "node index.js")
+    assert result.code == 0, result.out + result.err
+    assert (out / "node_modules" / "dep" / "index.js").is_file() and not (out / "node_modules").is_symlink()
+    assert not (out / "node_modules" / "unused").exists()
+
+
+def test_a_node_modules_link_to_anything_else_is_refused(tmp_path: Path) -> None:
+    app, _ = _shared_layout(tmp_path)
+    os.symlink("/", app / "node_modules")                       # never walked as the deps
+    result = run_cli("analyze", app)
+    assert result.code == 2, result.out + result.err
+    assert "which is not a node_modules directory: pass --deps" in result.err
+    assert_no_traceback(result)
+
+
+def test_an_own_node_modules_beside_deps_elsewhere_is_left_out_and_said(tmp_path: Path) -> None:
+    app, shared = _shared_layout(tmp_path)
+    (app / "node_modules" / "stray").mkdir(parents=True)
+    (app / "node_modules" / "stray" / "index.js").write_text("module.exports = 1;\n")
+    out = tmp_path / "out"
+    result = run_cli("prune", app, "--deps", shared, "--out", out, "--format", "json")
+    assert result.code == 0, result.err
+    assert "other-node-modules" in {w["code"] for w in result.json()["warnings"]}
+    assert not (out / "node_modules" / "stray").exists() and (out / "node_modules" / "dep" / "index.js").is_file()

@@ -634,6 +634,7 @@ class Case:
 
 
 HINT, STRING, PLUGIN, DATA = frozenset({"hint"}), frozenset({"string"}), frozenset({"plugin"}), frozenset({"data"})
+SYSTEM_FALLBACK = frozenset({"system-fallback"})      # a hint whose data stands in for the system's
 
 CASES = {
     "gunicorn-gthread": Case(
@@ -669,7 +670,7 @@ CASES = {
         ("opentelemetry-api", "opentelemetry-sdk"), ("celery",)),
     "tzdata": Case(
         TZDATA, "PYTHONTZPATH=/nonexistent python3 main.py",
-        (Sabotage("tzdata/zoneinfo/Europe/Paris", "Europe/Paris", HINT),),
+        (Sabotage("tzdata/zoneinfo/Europe/Paris", "Europe/Paris", SYSTEM_FALLBACK),),
         ("tzdata",), ("django",)),
     "certifi": Case(
         CERTIFI, "python3 main.py",

@@ -110,6 +110,14 @@ class NodeSession:
         default = self.app_root / "node_modules"
         if default.is_dir() and not default.is_symlink():
             return default
+        if default.is_symlink() and default.is_dir():
+            # a shared or mounted node_modules (node_modules -> ../shared/node_modules): the app's own
+            # deps, read where the link points, never anything else a link could name (`-> /`)
+            target = Path(os.path.realpath(default))
+            if target.name == "node_modules":
+                return default
+            raise UsageError(f"{display(default)} is a link to {display(target)}, which is not a node_modules "
+                             f"directory: pass --deps with the app's node_modules")
         if request.options.get("deps_optional"):
             return None
         manifest = self.app_root / "package.json"
@@ -120,12 +128,25 @@ class NodeSession:
 
     def _take_inventory(self) -> Inventory:
         roots = {"app": self.app_root}
-        rules = {"app": WalkRules(exclude_paths=frozenset(self.request.excluded_paths),
+        rules = {"app": WalkRules(exclude_paths=frozenset(self.request.excluded_paths) | self._other_node_modules(),
                                   exclude_dir_names=APP_EXCLUDED_DIRS, exclude_markers=APP_EXCLUDED_MARKERS)}
         if self.deps_root is not None:
             roots["deps"] = self.deps_root
             rules["deps"] = WalkRules(exclude_paths=frozenset(self.request.excluded_paths))
         return take_inventory(roots, rules)
+
+    def _other_node_modules(self) -> frozenset[Path]:
+        """APP/node_modules when the deps are elsewhere: never app code. A link to the deps is
+        the same tree (left out quietly); a node_modules of its own beside --deps is said."""
+        inner = self.app_root / "node_modules"
+        if self.deps_root is None or inner == self.deps_root or not os.path.lexists(inner):
+            return frozenset()
+        if os.path.realpath(inner) != os.path.realpath(self.deps_root):
+            self._diagnostics.append(Diagnostic(
+                "other-node-modules", f"the app has its own node_modules, but the deps are "
+                f"{display(self.deps_root)} (--deps): it is left out of OUT, and Node would search it first "
+                "from the app's files", inner))
+        return frozenset({inner})
 
     def _aliases(self) -> dict[str, Path]:
         """The app's `_moduleAliases` (module-alias), then --alias NAME=PATH (wins)."""
