@@ -351,3 +351,20 @@ def test_template_code_kept_as_data_gets_no_bytecode(tmp_path: Path) -> None:
     assert (package / "templates" / "generic" / "env.py").is_file()
     assert not (package / "templates" / "generic" / "__pycache__").exists()
     assert list((package / "sansio" / "__pycache__").glob("app.*.pyc")), "imported code still gets bytecode"
+
+
+def test_a_module_whose_name_is_no_identifier_is_still_compiled(tmp_path: Path) -> None:
+    """rich imports _unicode_data/unicode15-0-0.py with import_module: data to the finder (no
+    identifier), code to the app. Not a template: it gets its bytecode."""
+    app, deps = basic_app(tmp_path)
+    (deps / "greet" / "tables").mkdir()
+    (deps / "greet" / "tables" / "__init__.py").write_text(
+        "from importlib import import_module\nTABLE = import_module('.unicode15-0-0', __name__).TABLE\n")
+    (deps / "greet" / "tables" / "unicode15-0-0.py").write_text("TABLE = [(0, 31, 0)]\n")
+    (app / "app.py").write_text("import greet.tables\nprint(greet.tables.TABLE)\n")
+    out = tmp_path / "out"
+    result = run_cli("prune", app, "--deps", deps, "--out", out, "--python-version", "%d.%d" % sys.version_info[:2],
+                     "--smoke", "python3 app.py")
+    assert result.code == 0, result.out + result.err
+    cache = out / "site-packages" / "greet" / "tables" / "__pycache__"
+    assert list(cache.glob("unicode15-0-0.*.pyc")), sorted(p.name for p in cache.iterdir())

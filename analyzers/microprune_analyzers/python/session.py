@@ -710,7 +710,10 @@ class PythonSession:
                     self._collect_data(path, found, True, True, visited)
             elif self._is_data(path, below, code_is_data):
                 found.append(path)
-                if name.endswith((".py", ".pyw", ".pyi")):
+                # A template's code is copied, a stub is read: neither is traced nor compiled. A .py
+                # whose name is no identifier (rich's _unicode_data/unicode15-0-0.py) is data to the
+                # finder but still imported, by import_module: traced and compiled as code.
+                if code_is_data and name.endswith((".py", ".pyw")) or name.endswith(".pyi"):
                     self._code_as_data.add(path)
 
     def _has_python(self, directory: Path) -> bool:
