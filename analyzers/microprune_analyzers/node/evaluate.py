@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -355,6 +355,9 @@ class Evaluator:
         self.env = env
         self.source = source
         self._parameters: dict[int, frozenset[str]] = {}     # function node id -> the names it binds
+        # Every name any parameter list of the file binds (None: not known). A name outside it is
+        # shadowed by no parameter: no walk up the tree, whose every step costs the node's depth.
+        self.parameter_names: frozenset[str] | None = None
 
     def text(self, node: Node) -> str:
         return self.source[node.start_byte:node.end_byte].decode("utf-8", "replace")
@@ -428,6 +431,8 @@ class Evaluator:
         return NA if self._shadowed_by_parameter(node, name) else value
 
     def _shadowed_by_parameter(self, node: Node, name: str) -> bool:
+        if self.parameter_names is not None and name not in self.parameter_names:
+            return False
         parent = node.parent
         while parent is not None:
             if parent.type in _FUNCTIONS:
@@ -729,6 +734,14 @@ def _binary(op: str, left: Any, right: Any) -> Any:
 
 _FUNCTIONS = frozenset({"function_declaration", "function_expression", "arrow_function", "method_definition",
                         "generator_function_declaration", "generator_function"})
+
+
+def parameter_names(lists: Iterable[Node]) -> frozenset[str]:
+    """The names these parameter lists (or single arrow-function parameters) bind."""
+    names: set[str] = set()
+    for node in lists:
+        names |= _parameter_names(node, 0)
+    return frozenset(names)
 
 
 def _parameter_names(node: Node, depth: int) -> frozenset[str]:

@@ -30,7 +30,7 @@ from microprune.model import Diagnostic, Ref, Scan
 
 from .evaluate import (BINDINGS, BOUND_REQUIRE, CALL_SITE, CREATE_REQUIRE, FS_DIR_FN, FS_FN, MODULE_REGISTER, NA,
                        NODE_GYP_BUILD, PKGINFO, PREGYP_FIND, REQUIRE, RESOLVE_FROM, UNDEFINED, WILDCARD, Cond, Env,
-                       Evaluator, Fn, url_to_path)
+                       Evaluator, Fn, parameter_names, url_to_path)
 
 MAX_SOURCE_BYTES = 16 * 1024 * 1024      # bigger "sources" are generated blobs; not parsed
 TYPESCRIPT_SUFFIXES = (".ts", ".mts", ".cts")
@@ -97,6 +97,12 @@ def _query(dialect: str) -> Query:
     return Query(_language(dialect), source)
 
 
+@lru_cache(maxsize=None)
+def _parameters_query(dialect: str) -> Query:
+    """Every parameter list, and the lone parameter of `x => ...`."""
+    return Query(_language(dialect), "(formal_parameters) @params (arrow_function parameter: (identifier) @params)")
+
+
 def dialect_of(path: str) -> str:
     if path.endswith(".tsx"):
         return "tsx"
@@ -129,6 +135,8 @@ def scan_source(path: str, data: bytes, cwd: str, resolve: Callable[[str], str |
     dialect = dialect_of(path)
     tree = _parser(dialect).parse(data)
     scanner = _Scanner(path, data, cwd, resolve, watched, calls, by_extension)
+    scanner.eval.parameter_names = parameter_names(
+        QueryCursor(_parameters_query(dialect)).captures(tree.root_node).get("params", []))
     scanner.run(tree.root_node, _query(dialect))
     diagnostics = list(dict.fromkeys(scanner.diagnostics))
     if tree.root_node.has_error:
