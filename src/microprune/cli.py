@@ -758,9 +758,13 @@ def _record_profile(entries: tuple[Path, ...], deps_paths: tuple[str, ...], runs
                    "recorded: run the server in the foreground (no daemonize option) while recording", err=True)
     partial = [run for run in profile["runs"] if run.get("kernel_watch") == "partial"]
     for run in partial:
-        click.echo(f"microprune: warning: {run['command']!r}: the kernel's record of opened files is incomplete "
-                   "(more directories than fs.inotify.max_user_watches, or its event queue overflowed): files only "
-                   "native code read may be missing; do not prune with --trust-profile on it", err=True)
+        unwatched = run.get("unwatched_dirs", 0)
+        why = (f"{unwatched} directories of APP and the deps could not be watched: raise the limit, e.g. "
+               f"`sysctl fs.inotify.max_user_watches={_watch_limit() + unwatched + 1024}` (as root)"
+               if unwatched else "the kernel's event queue overflowed (raise fs.inotify.max_queued_events)")
+        click.echo(f"microprune: warning: {run['command']!r}: the kernel's record of opened files is incomplete: "
+                   f"{why}; files only native code read may be missing, so do not prune with --trust-profile "
+                   "on this profile", err=True)
     if any(run.get("kernel_watch") == "unavailable" for run in profile["runs"]):
         click.echo("microprune: warning: inotify is not available here: files only native code reads (a CA bundle "
                    "read by OpenSSL) are not recorded; check a --trust-profile prune with --smoke", err=True)
@@ -771,6 +775,13 @@ def _record_profile(entries: tuple[Path, ...], deps_paths: tuple[str, ...], runs
 # A recorded command passed: exit 0, or a server stopped the usual way (SIGHUP, SIGINT, SIGTERM),
 # as the shell reports it (128 + n) or as the process's own death (-n).
 STOPPED_NORMALLY = frozenset({0, 129, 130, 143, -1, -2, -15})
+
+
+def _watch_limit() -> int:
+    try:
+        return int(Path("/proc/sys/fs/inotify/max_user_watches").read_text().strip())
+    except (OSError, ValueError):
+        return 8192
 
 
 def _language_of(entries: tuple[Path, ...]) -> str | None:

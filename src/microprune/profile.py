@@ -52,7 +52,8 @@ def record_profile(request: Request, commands: tuple[str, ...], out: Path, timeo
             seen = [Path(line) for line in _read_log(log, command) if line.startswith("/")]
         mine = {_relative(path, roots) for path in (*seen, *watch.opened)} - {""}
         runs.append({"command": command, "exit_code": result.exit_code, "timed_out": result.timed_out,
-                     "files": len(mine), "kernel_watch": _watch_state(watch), "escaped": result.escaped})
+                     "files": len(mine), "kernel_watch": _watch_state(watch), "escaped": result.escaped,
+                     **({"unwatched_dirs": watch.unwatched} if watch.unwatched else {})})
         found.update(mine)
     profile = {"schema_version": SCHEMA_VERSION, "command": "profile", "language": session.language,
                "app": display(session.app_root), "runs": runs, "files": sorted(found)}
