@@ -30,6 +30,7 @@ from .pipeline import prune as run_prune
 from .pipeline import trace_report as run_trace
 from .report import render_json, render_text, render_warnings
 from .verify import DEFAULT_TIMEOUT, tree_dirs, verify_tree
+from .watch import watch_limit
 from .why import render_why_text, why_report
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -413,10 +414,7 @@ def _smoke_and_repair(request: Request, analysis: Any, report: dict[str, Any], o
         found = [p for name in result.missing for p in analysis.session.repair_patterns(name, app_out, deps_out)]
         new = [p for p in dict.fromkeys(found) if p not in request.keep]
         if not new:
-            stopped = ("the failure names nothing missing that microprune can read (see its output)"
-                       if not result.missing else
-                       f"nothing the failure names ({', '.join(result.missing[:5])}) is in the original deps"
-                       if not found else "what the failure names is kept already: something else is wrong")
+            stopped = _why_repair_stops(result.missing, found)
             break
         rounds += 1
         added.extend(new)
@@ -431,6 +429,14 @@ def _smoke_and_repair(request: Request, analysis: Any, report: dict[str, Any], o
         if added and result.passed:
             report["repair"]["written_to"] = display(add_keep_patterns(normalise(request.app_dir), added))
     return result.passed, analysis
+
+
+def _why_repair_stops(missing: list[str], found: list[str]) -> str:
+    if not missing:
+        return "the failure names nothing missing that microprune can read (see its output)"
+    if not found:
+        return f"nothing the failure names ({', '.join(missing[:5])}) is in the original deps"
+    return "what the failure names is kept already: something else is wrong"
 
 
 EPILOG_VERIFY = """\b
@@ -760,7 +766,7 @@ def _record_profile(entries: tuple[Path, ...], deps_paths: tuple[str, ...], runs
     for run in partial:
         unwatched = run.get("unwatched_dirs", 0)
         why = (f"{unwatched} directories of APP and the deps could not be watched: raise the limit, e.g. "
-               f"`sysctl fs.inotify.max_user_watches={_watch_limit() + unwatched + 1024}` (as root)"
+               f"`sysctl fs.inotify.max_user_watches={watch_limit() + unwatched + 1024}` (as root)"
                if unwatched else "the kernel's event queue overflowed (raise fs.inotify.max_queued_events)")
         click.echo(f"microprune: warning: {run['command']!r}: the kernel's record of opened files is incomplete: "
                    f"{why}; files only native code read may be missing, so do not prune with --trust-profile "
@@ -775,13 +781,6 @@ def _record_profile(entries: tuple[Path, ...], deps_paths: tuple[str, ...], runs
 # A recorded command passed: exit 0, or a server stopped the usual way (SIGHUP, SIGINT, SIGTERM),
 # as the shell reports it (128 + n) or as the process's own death (-n).
 STOPPED_NORMALLY = frozenset({0, 129, 130, 143, -1, -2, -15})
-
-
-def _watch_limit() -> int:
-    try:
-        return int(Path("/proc/sys/fs/inotify/max_user_watches").read_text().strip())
-    except (OSError, ValueError):
-        return 8192
 
 
 def _language_of(entries: tuple[Path, ...]) -> str | None:

@@ -81,7 +81,7 @@ class _Tracer:
         path = self.inventory.canonical(edge.path)
         if path in self.inventory.dirs:
             self.trace.kept_dirs.add(path)
-            self._keep_dir_links(edge.path / "_")     # a folder reached through a link keeps the link
+            self._keep_dir_links(edge.path)           # a folder reached through a link keeps the link
             return
         if path not in self.inventory.files:
             return
@@ -120,9 +120,10 @@ class _Tracer:
                 stack.extend(self.children.get(current, ()))
 
     def _keep_dir_links(self, path: Path) -> None:
+        """The directory links PATH is reached through (PATH itself when it is one)."""
         if not self.inventory.dir_links:
             return
-        for ancestor in path.parents:
+        for ancestor in (path, *path.parents):
             if ancestor in self.inventory.dir_links:
                 self.trace.dir_links.add(ancestor)
 

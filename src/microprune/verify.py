@@ -177,13 +177,13 @@ def _run(command: str, cwd: Path, env: dict[str, str], timeout: float,
     return SmokeResult(code == 0, code, timed_out, [], _tail(text), text, escaped)
 
 
-def kill_escaped(token: str, proc_root: Path = Path("/proc")) -> int:
+def kill_escaped(token: str) -> int:
     """SIGKILL every process whose environment carries this run's token: what a command left
     running outside its process group. Repeated while it finds some (one may fork as it dies)."""
     needle = f"{RUN_TOKEN}={token}".encode()
     killed: set[int] = set()
     for _ in range(MAX_ESCAPE_SWEEPS):
-        found = [pid for pid in _pids(proc_root) if pid not in killed and _environ_has(proc_root / str(pid), needle)]
+        found = [pid for pid in _pids() if pid not in killed and _environ_has(pid, needle)]
         if not found:
             break
         for pid in found:
@@ -193,16 +193,16 @@ def kill_escaped(token: str, proc_root: Path = Path("/proc")) -> int:
     return len(killed)
 
 
-def _pids(proc_root: Path) -> list[int]:
+def _pids() -> list[int]:
     try:
-        return [int(name) for name in os.listdir(proc_root) if name.isdigit() and int(name) != os.getpid()]
+        return [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if pid != os.getpid()]
     except OSError:
         return []
 
 
-def _environ_has(process: Path, needle: bytes) -> bool:
+def _environ_has(pid: int, needle: bytes) -> bool:
     try:
-        with open(process / "environ", "rb") as handle:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
             return needle in handle.read(1 << 20).split(b"\0")
     except OSError:
         return False                    # gone, or another user's

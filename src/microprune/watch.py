@@ -22,7 +22,6 @@ from types import TracebackType
 
 IN_OPEN = 0x00000020
 IN_Q_OVERFLOW = 0x00004000
-IN_IGNORED = 0x00008000
 IN_ONLYDIR = 0x01000000
 IN_DONT_FOLLOW = 0x02000000
 IN_ISDIR = 0x40000000
@@ -89,9 +88,7 @@ class OpenWatch:
         while True:
             try:
                 data = os.read(self._fd, _READ_SIZE)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
+            except OSError:             # EAGAIN: the queue is empty
                 return
             if not data:
                 return
@@ -116,3 +113,11 @@ def _libc() -> ctypes.CDLL | None:
         libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
         return libc
     return None
+
+
+def watch_limit() -> int:
+    """The user's inotify watch limit (fs.inotify.max_user_watches)."""
+    try:
+        return int(Path("/proc/sys/fs/inotify/max_user_watches").read_text().strip())
+    except (OSError, ValueError):
+        return 8192                     # the kernel's old default

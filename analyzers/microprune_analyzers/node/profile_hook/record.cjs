@@ -5,33 +5,23 @@
 // script, appending them to MICROPRUNE_PROFILE_LOG. Never throws, and changes nothing the app
 // sees: no signal handler, no exit listener.
 //
-// Each path is written the moment it is first seen (one short O_APPEND write of a whole
-// line): a worker ended by worker.terminate(), an app that calls process.reallyExit() or
-// removes every exit listener, or a process killed with SIGKILL has written what it read so
-// far. The log is opened by name for each line, without following a link and without waiting
-// on a FIFO: the run owns the scratch directory it is in.
+// Each path is written the moment it is first seen (append.cjs: one short O_APPEND write of a
+// whole line): a worker ended by worker.terminate(), an app that calls process.reallyExit() or
+// removes every exit listener, or a process killed with SIGKILL has written what it read so far.
 'use strict';
 const fs = require('fs');
 const path = require('path');
 const Module = require('module');
 const threads = require('worker_threads');
+const appendLine = require('./append.cjs');      // before fs is wrapped
 const log = process.env.MICROPRUNE_PROFILE_LOG;
-// fs's own functions, taken before they are wrapped: writing the log is never recorded
-const { openSync, writeSync, closeSync, constants } = fs;
-const FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT
-  | (constants.O_NOFOLLOW || 0) | (constants.O_NONBLOCK || 0);
 const seen = new Set();               // paths as latin1 strings of their bytes: any name survives
 
-const write = (bytes) => {
-  let fd = -1;
-  try { fd = openSync(log, FLAGS, 0o600); writeSync(fd, bytes); } catch (e) {}
-  if (fd >= 0) { try { closeSync(fd); } catch (e) {} }
-};
 const add = (bytes) => {
   const key = bytes.toString('latin1');
   if (seen.has(key)) return;
   seen.add(key);
-  write(Buffer.concat([bytes, Buffer.from('\n')]));
+  appendLine(log, Buffer.concat([bytes, Buffer.from('\n')]));
 };
 const absolute = (text) => Buffer.from(path.resolve(text), 'utf8');
 const note = (p) => {
